@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_USER ?= admin
+DEMO_PASSWORD ?= admin-demo-password
+
+.PHONY: install run test lint check bench bench-full clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Serve the API at http://$(HOST):$(PORT)/api/ (SQLite unless DATABASE_URL is set), with a demo admin.
+run: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
+	@echo "Demo admin: $(DEMO_USER) / $(DEMO_PASSWORD) (maintainer + staff). Its API token is on the next line:"
+	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py create_api_user $(DEMO_USER) --role maintainer --staff --password $(DEMO_PASSWORD) | tail -n 1
+	@echo "Try: curl -H 'Authorization: Token <token>' http://$(HOST):$(PORT)/api/issues"
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+
+# The whole suite; PostgreSQL when DATABASE_URL is set, else SQLite (PostgreSQL-only tests skip, saying why).
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Lint, Django's checks and the migrations check.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DJANGO_DEBUG=1 $(PY) manage.py check
+	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache

@@ -1,0 +1,18 @@
+"""Token authentication that accepts both ``Authorization: Token <key>`` and ``Bearer <key>``."""
+
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+
+class TokenOrBearerAuthentication(TokenAuthentication):
+    keywords = ("token", "bearer")
+
+    def authenticate(self, request: Request):  # type: ignore[override]
+        auth = get_authorization_header(request).split()
+        if not auth or auth[0].lower().decode(errors="replace") not in self.keywords:
+            return None
+        self.keyword = auth[0].decode(errors="replace")
+        return super().authenticate(request)
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Token"

@@ -1,0 +1,152 @@
+"""Schema of the tracker: issues, their labels and comments, and the timeline of every change.
+
+Models hold no behaviour that writes: every write lives in ``issues.services``.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+MAX_ID = 2**63 - 1  # largest primary key the database can hold (bigint)
+
+
+class Status(models.TextChoices):
+    OPEN = "open", "Open"
+    IN_PROGRESS = "in_progress", "In progress"
+    RESOLVED = "resolved", "Resolved"
+    CLOSED = "closed", "Closed"
+
+
+DONE_STATUSES = frozenset({Status.RESOLVED, Status.CLOSED})
+
+
+class Priority(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+# Severity order of priorities, used for ``ordering=priority``.
+PRIORITY_RANK = {Priority.LOW: 0, Priority.MEDIUM: 1, Priority.HIGH: 2, Priority.CRITICAL: 3}
+
+
+class Source(models.TextChoices):
+    API = "api", "API"
+    BULK = "bulk", "Bulk"
+    IMPORT = "import", "Import"
+    ADMIN = "admin", "Admin"
+
+
+class EventType(models.TextChoices):
+    CREATED = "created", "Created"
+    STATUS_CHANGED = "status_changed", "Status changed"
+    ASSIGNEE_CHANGED = "assignee_changed", "Assignee changed"
+    PRIORITY_CHANGED = "priority_changed", "Priority changed"
+    TITLE_CHANGED = "title_changed", "Title changed"
+    DESCRIPTION_CHANGED = "description_changed", "Description changed"
+    LABELS_CHANGED = "labels_changed", "Labels changed"
+    COMMENTED = "commented", "Commented"
+
+
+class Label(models.Model):
+    """A tag on issues. Names are unique ignoring case, enforced by a functional unique index."""
+
+    name = models.CharField(max_length=50)
+    color = models.CharField(max_length=7, default="#cccccc")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="label_name_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Issue(models.Model):
+    """An issue. ``version`` is the optimistic-lock counter: +1 for every accepted change."""
+
+    title = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_issues",
+    )
+    reporter = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reported_issues",
+    )
+    labels = models.ManyToManyField(Label, blank=True, related_name="issues")
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    resolved_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [
+            ("bulk_update_issue", "Can change the status of many issues at once"),
+            ("import_issue", "Can import issues from CSV"),
+        ]
+        indexes = [
+            models.Index(fields=["created_at", "id"], name="issue_created_idx"),
+            models.Index(fields=["updated_at", "id"], name="issue_updated_idx"),
+            models.Index(fields=["status", "created_at", "id"], name="issue_status_created_idx"),
+            models.Index(fields=["assignee", "created_at", "id"], name="issue_assignee_created_idx"),
+            models.Index(fields=["reporter", "created_at", "id"], name="issue_reporter_created_idx"),
+            models.Index(fields=["priority", "created_at", "id"], name="issue_priority_created_idx"),
+            models.Index(fields=["resolved_at"], name="issue_resolved_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+
+class Comment(models.Model):
+    """A comment on an issue. Adding one records a ``commented`` event but does not bump the version."""
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
+    )
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["issue", "created_at", "id"], name="comment_issue_created_idx")]
+
+    def __str__(self) -> str:
+        return f"Comment {self.pk} on #{self.issue_id}"
+
+
+class IssueEvent(models.Model):
+    """One entry of an issue's timeline, written in the same transaction as the change it records."""
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    timestamp = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+        indexes = [models.Index(fields=["issue", "timestamp", "id"], name="event_issue_ts_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.type} on #{self.issue_id}"

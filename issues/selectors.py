@@ -1,0 +1,65 @@
+"""Every read of the tracker that needs joins or filtering; each returns a queryset with its joins applied."""
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from .models import Comment, Issue, IssueEvent, Label
+
+DETAIL_COMMENT_LIMIT = 100
+
+
+def _labels_prefetch() -> Prefetch:
+    return Prefetch("labels", queryset=Label.objects.only("id", "name").order_by("name"))
+
+
+def issue_list() -> QuerySet[Issue]:
+    """Issues newest first, each with its labels (one extra query per page, whatever its size)."""
+    return Issue.objects.prefetch_related(_labels_prefetch()).order_by("-created_at", "-id")
+
+
+def issue_get(*, issue_id: int) -> Issue:
+    """One issue with its labels. Raises ``Issue.DoesNotExist``."""
+    return issue_list().get(pk=issue_id)
+
+
+def issue_detail(*, issue_id: int) -> Issue:
+    """One issue with its labels and ``comment_count``. Raises ``Issue.DoesNotExist``."""
+    count = Comment.objects.filter(issue=OuterRef("pk")).order_by().values("issue").annotate(n=Count("pk")).values("n")
+    return (
+        Issue.objects.annotate(comment_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)))
+        .prefetch_related(_labels_prefetch())
+        .get(pk=issue_id)
+    )
+
+
+def issue_comments(*, issue_id: int) -> QuerySet[Comment]:
+    """An issue's comments, oldest first, with their authors."""
+    return Comment.objects.filter(issue_id=issue_id).select_related("author").order_by("created_at", "id")
+
+
+def issue_comments_preview(*, issue_id: int) -> list[Comment]:
+    """The first DETAIL_COMMENT_LIMIT comments of an issue, as shown in its detail."""
+    return list(issue_comments(issue_id=issue_id)[:DETAIL_COMMENT_LIMIT])
+
+
+def issue_timeline(*, issue_id: int) -> QuerySet[IssueEvent]:
+    """An issue's events, oldest first, with their actors."""
+    return IssueEvent.objects.filter(issue_id=issue_id).select_related("actor").order_by("timestamp", "id")
+
+
+def label_list() -> QuerySet[Label]:
+    """Labels by name, each with the number of issues carrying it."""
+    return Label.objects.annotate(issue_count=Count("issues")).order_by("name", "id")
+
+
+def user_list(*, search: str | None = None) -> QuerySet:
+    """Active users by username, optionally those whose username or name contains ``search``."""
+    from django.db.models import Q
+
+    users = get_user_model().objects.filter(is_active=True).order_by("username", "id")
+    if search:
+        users = users.filter(
+            Q(username__icontains=search) | Q(first_name__icontains=search) | Q(last_name__icontains=search)
+        )
+    return users

@@ -1,0 +1,21 @@
+"""Routes of /api/issues, /api/labels and /api/users; each answers with and without a trailing slash."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """Every route matches with and without its trailing slash, so no request is ever redirected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+router.register("issues", views.IssueViewSet, basename="issue")
+router.register("labels", views.LabelViewSet, basename="label")
+router.register("users", views.UserViewSet, basename="user")
+
+urlpatterns = router.urls

@@ -1,0 +1,374 @@
+"""DRF viewsets: parse the request, call one service or selector, serialize the answer."""
+
+from typing import Any
+
+from django.db import connection
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import selectors, services
+from .exceptions import VersionConflict
+from .filters import IssueFilterSet
+from .models import MAX_ID, Issue, Label
+from .serializers import (
+    AuthTokenInputSerializer,
+    CommentInputSerializer,
+    CommentSerializer,
+    ConflictSerializer,
+    IssueCreateInputSerializer,
+    IssueDetailSerializer,
+    IssueEventSerializer,
+    IssueSerializer,
+    IssueUpdateInputSerializer,
+    LabelInputSerializer,
+    LabelSerializer,
+    LabelsReplaceInputSerializer,
+    LabelUpdateInputSerializer,
+    TokenSerializer,
+    UserSerializer,
+)
+
+ID_REGEX = r"[0-9]+"
+VERSION_REQUIRED = {"version": ["This field is required."]}
+
+
+def parse_id(raw: str) -> int:
+    """A path id as an int; ids the database cannot hold are simply not found."""
+    value = int(raw)
+    if not 1 <= value <= MAX_ID:
+        raise NotFound()
+    return value
+
+
+def etag_of(issue: Issue) -> str:
+    return f'"{issue.version}"'
+
+
+def parse_etag(header: str) -> int | None:
+    """The version in an ``If-Match``/``If-None-Match`` value such as ``"3"`` or ``W/"3"``; None if none."""
+    value = header.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    return int(value) if value.isdigit() and len(value) <= 10 else None
+
+
+def conflict_response(conflict: VersionConflict, http_status: int) -> Response:
+    current = selectors.issue_get(issue_id=conflict.current.pk)
+    body = {
+        "detail": f"Version conflict: the issue is at version {current.version}.",
+        "code": "version_conflict",
+        "current_version": current.version,
+        "current": IssueSerializer(current).data,
+    }
+    return Response(body, status=http_status, headers={"ETag": etag_of(current)})
+
+
+class IssueViewSet(viewsets.GenericViewSet):
+    """Issues: list, create, detail, version-checked PATCH, labels, comments and timeline."""
+
+    queryset = Issue.objects.none()
+    serializer_class = IssueSerializer
+    filterset_class = IssueFilterSet
+    lookup_value_regex = ID_REGEX
+    permission_map = {
+        "list": ["issues.view_issue"],
+        "retrieve": ["issues.view_issue"],
+        "create": ["issues.add_issue"],
+        "partial_update": ["issues.change_issue"],
+        "labels": ["issues.change_issue"],
+        "comments": ["issues.view_comment"],
+        "timeline": ["issues.view_issueevent"],
+    }
+
+    def get_queryset(self) -> Any:
+        return selectors.issue_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return {
+            "create": IssueCreateInputSerializer,
+            "partial_update": IssueUpdateInputSerializer,
+            "retrieve": IssueDetailSerializer,
+            "labels": LabelsReplaceInputSerializer,
+            "comments": CommentInputSerializer,
+            "timeline": IssueEventSerializer,
+        }.get(self.action, IssueSerializer)
+
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)
+        if self.action == "comments" and request.method == "POST" and not request.user.has_perm("issues.add_comment"):
+            self.permission_denied(request, message="You may not comment.")
+
+    def _issue_id(self) -> int:
+        return parse_id(self.kwargs["pk"])
+
+    def _issue_response(self, issue_id: int, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
+        issue = selectors.issue_get(issue_id=issue_id)
+        return Response(IssueSerializer(issue).data, status=http_status, headers={"ETag": etag_of(issue), **headers})
+
+    def list(self, request: Request) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(IssueSerializer(page, many=True).data)
+
+    @extend_schema(request=IssueCreateInputSerializer, responses={201: IssueSerializer})
+    def create(self, request: Request) -> Response:
+        data = IssueCreateInputSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        issue = services.issue_create(actor=request.user, **data.validated_data)
+        location = request.build_absolute_uri(reverse("issue-detail", kwargs={"pk": issue.pk}))
+        return self._issue_response(issue.pk, status.HTTP_201_CREATED, Location=location)
+
+    @extend_schema(
+        responses={200: IssueDetailSerializer, 304: OpenApiResponse(description="Not modified")},
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        try:
+            issue = selectors.issue_detail(issue_id=issue_id)
+        except Issue.DoesNotExist as exc:
+            raise NotFound() from exc
+        etag = etag_of(issue)
+        if_none_match = request.headers.get("If-None-Match", "")
+        if if_none_match and (if_none_match.strip() == "*" or parse_etag(if_none_match) == issue.version):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        comments = selectors.issue_comments_preview(issue_id=issue_id)
+        data = IssueDetailSerializer(issue, context={"comments": comments}).data
+        return Response(data, headers={"ETag": etag})
+
+    @extend_schema(
+        request=IssueUpdateInputSerializer,
+        responses={200: IssueSerializer, 409: ConflictSerializer, 412: ConflictSerializer},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        data = IssueUpdateInputSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        version = changes.pop("version", None)
+        conflict_status = status.HTTP_409_CONFLICT
+        if version is None:
+            if_match = request.headers.get("If-Match")
+            if if_match is None:
+                raise ValidationError(VERSION_REQUIRED)
+            version = parse_etag(if_match)
+            if version is None:
+                raise ValidationError({"version": ['If-Match must be a quoted version such as "3".']})
+            conflict_status = status.HTTP_412_PRECONDITION_FAILED
+        try:
+            issue, _ = services.issue_update(
+                issue_id=issue_id, actor=request.user, expected_version=version, changes=changes
+            )
+        except Issue.DoesNotExist as exc:
+            raise NotFound() from exc
+        except VersionConflict as conflict:
+            return conflict_response(conflict, conflict_status)
+        return self._issue_response(issue.pk)
+
+    @extend_schema(
+        request=LabelsReplaceInputSerializer,
+        responses={200: IssueSerializer, 409: ConflictSerializer},
+        description='Replace the label set. Body: `["bug"]`, `[{"name": "bug"}]` or `{"labels": [...], "version": n}`.',
+    )
+    @action(detail=True, methods=["put"], url_path="labels")
+    def labels(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        body = request.data
+        if isinstance(body, list):
+            body = {"labels": body}
+        data = LabelsReplaceInputSerializer(data=body)
+        data.is_valid(raise_exception=True)
+        try:
+            issue, _ = services.issue_update(
+                issue_id=issue_id,
+                actor=request.user,
+                expected_version=data.validated_data.get("version"),
+                changes={"labels": data.validated_data["labels"]},
+            )
+        except Issue.DoesNotExist as exc:
+            raise NotFound() from exc
+        except VersionConflict as conflict:
+            return conflict_response(conflict, status.HTTP_409_CONFLICT)
+        return self._issue_response(issue.pk)
+
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)})
+    @extend_schema(methods=["POST"], request=CommentInputSerializer, responses={201: CommentSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="comments")
+    def comments(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        if not Issue.objects.filter(pk=issue_id).exists():
+            raise NotFound()
+        if request.method == "POST":
+            data = CommentInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            comment = services.comment_create(issue_id=issue_id, author=request.user, **data.validated_data)
+            comment = selectors.issue_comments(issue_id=issue_id).get(pk=comment.pk)
+            return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(selectors.issue_comments(issue_id=issue_id))
+        return self.get_paginated_response(CommentSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: IssueEventSerializer(many=True)})
+    @action(detail=True, methods=["get"], url_path="timeline")
+    def timeline(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        if not Issue.objects.filter(pk=issue_id).exists():
+            raise NotFound()
+        page = self.paginate_queryset(selectors.issue_timeline(issue_id=issue_id))
+        return self.get_paginated_response(IssueEventSerializer(page, many=True).data)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        if self.action in ("comments", "timeline"):
+            return queryset
+        return super().filter_queryset(queryset)
+
+
+class LabelViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Labels: names unique ignoring case; maintainers create, rename and delete them."""
+
+    serializer_class = LabelSerializer
+    lookup_value_regex = ID_REGEX
+    filter_backends: list = []
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    permission_map = {
+        "list": ["issues.view_label"],
+        "retrieve": ["issues.view_label"],
+        "create": ["issues.add_label"],
+        "partial_update": ["issues.change_label"],
+        "destroy": ["issues.delete_label"],
+    }
+
+    def get_queryset(self) -> Any:
+        return selectors.label_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return {"create": LabelInputSerializer, "partial_update": LabelUpdateInputSerializer}.get(
+            self.action, LabelSerializer
+        )
+
+    def get_object(self) -> Label:
+        self.kwargs["pk"] = parse_id(self.kwargs["pk"])
+        return super().get_object()
+
+    def _label_response(self, label_id: int, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
+        label = selectors.label_list().get(pk=label_id)
+        return Response(LabelSerializer(label).data, status=http_status, headers=headers)
+
+    @extend_schema(request=LabelInputSerializer, responses={201: LabelSerializer})
+    def create(self, request: Request) -> Response:
+        data = LabelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            label = services.label_create(**data.validated_data)
+        except services.LabelNameTaken as exc:
+            raise ValidationError({"name": ["A label with this name already exists."]}) from exc
+        location = request.build_absolute_uri(reverse("label-detail", kwargs={"pk": label.pk}))
+        return self._label_response(label.pk, status.HTTP_201_CREATED, Location=location)
+
+    @extend_schema(request=LabelUpdateInputSerializer, responses={200: LabelSerializer})
+    def partial_update(self, request: Request, pk: str) -> Response:
+        label = self.get_object()
+        data = LabelUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            services.label_update(label=label, **data.validated_data)
+        except services.LabelNameTaken as exc:
+            raise ValidationError({"name": ["A label with this name already exists."]}) from exc
+        return self._label_response(label.pk)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        services.label_delete(label=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Users, so clients can find assignee ids. ``?search=`` matches username and name."""
+
+    serializer_class = UserSerializer
+    lookup_value_regex = ID_REGEX
+    filter_backends: list = []
+    permission_map = {"list": ["auth.view_user"], "retrieve": ["auth.view_user"]}
+
+    def get_queryset(self) -> Any:
+        search = self.request.query_params.get("search") if self.action == "list" else None
+        if search and "\x00" in search:
+            raise ValidationError({"search": ["Null characters are not allowed."]})
+        return selectors.user_list(search=search)
+
+    def get_object(self) -> Any:
+        self.kwargs["pk"] = parse_id(self.kwargs["pk"])
+        return super().get_object()
+
+    @extend_schema(parameters=[OpenApiParameter("search", str, required=False)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class ObtainTokenView(APIView):
+    """``POST /api/auth/token`` with ``{"username", "password"}`` → ``{"token"}``."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    serializer_class = AuthTokenInputSerializer
+
+    @extend_schema(request=AuthTokenInputSerializer, responses={200: TokenSerializer})
+    def post(self, request: Request) -> Response:
+        from django.contrib.auth import authenticate
+
+        data = AuthTokenInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request=request._request, **data.validated_data)
+        if user is None:
+            raise ValidationError({"non_field_errors": ["Unable to log in with the given credentials."]})
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+@extend_schema(
+    responses={
+        200: inline_serializer("Health", {"status": serializers.CharField(), "database": serializers.CharField()}),
+        503: inline_serializer("HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}),
+    }
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def health(request: Request) -> Response:
+    """Liveness and database reachability."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        return Response({"status": "degraded", "database": "unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"status": "ok", "database": "ok"})
+
+
+@extend_schema(responses={200: inline_serializer("ApiRoot", {"issues": serializers.URLField()})})
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def api_root(request: Request) -> Response:
+    """The entry point: links to every collection."""
+    names = {
+        "issues": "issue-list",
+        "labels": "label-list",
+        "users": "user-list",
+        "auth-token": "auth-token",
+        "health": "health",
+        "schema": "schema",
+        "docs": "docs",
+    }
+    return Response({key: request.build_absolute_uri(reverse(name)) for key, name in names.items()})
