@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from .models import Comment, Issue, IssueEvent, Label, Priority, Status
+from .models import MAX_ID, Comment, Issue, IssueEvent, Label, Priority, Status
 
 User = get_user_model()
 
@@ -46,6 +46,21 @@ class LabelNameField(TextField):
         self.validators.append(label_name_valid)
 
 
+class UserIdField(serializers.PrimaryKeyRelatedField):
+    """A user id: an integer (or a string of digits); floats, booleans and out-of-range ids are rejected."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if isinstance(data, str):
+            if not data.isdigit() or len(data) > 19:
+                self.fail("incorrect_type", data_type="str")
+            data = int(data)
+        if not 1 <= data <= MAX_ID:
+            self.fail("does_not_exist", pk_value=data)
+        return super().to_internal_value(data)
+
+
 class StrictInputSerializer(serializers.Serializer):
     """Rejects keys that are not writable fields of this serializer, naming each one."""
 
@@ -77,9 +92,7 @@ class IssueCreateInputSerializer(StrictInputSerializer):
     description = TextField(max_length=MAX_DESCRIPTION, allow_blank=True, required=False, trim_whitespace=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
     priority = serializers.ChoiceField(choices=Priority.choices, required=False)
-    assignee = serializers.PrimaryKeyRelatedField(
-        queryset=User.objects.all(), allow_null=True, required=False, html_cutoff=50
-    )
+    assignee = UserIdField(queryset=User.objects.all(), allow_null=True, required=False, html_cutoff=50)
     labels = serializers.ListField(child=LabelNameField(), max_length=MAX_LABELS_PER_ISSUE, required=False)
 
 
@@ -95,7 +108,7 @@ class IssueUpdateInputSerializer(IssueCreateInputSerializer):
 class LabelRefField(serializers.Field):
     """A label given as ``"bug"`` or ``{"name": "bug"}``."""
 
-    default_error_messages = {"invalid": 'Expected a label name or an object {"name": "..."}.'}
+    default_error_messages = {"invalid": "Expected a label name or an object with only a 'name' key."}
 
     def to_internal_value(self, data: Any) -> str:
         if isinstance(data, Mapping):

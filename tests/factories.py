@@ -11,6 +11,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     first_name = factory.Faker("first_name")
@@ -35,6 +36,7 @@ class IssueFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Issue
+        skip_postgeneration_save = True
 
     title = factory.Sequence(lambda n: f"Issue {n}")
     description = "Steps to reproduce"
