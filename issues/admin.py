@@ -84,7 +84,10 @@ class IssueAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
-        """Labels were saved by the service with their event; inlines are read-only."""
+        """Labels were saved by the service with their event (no ``form.save_m2m()``); the timeline inline is
+        read-only, so saving its formset writes nothing."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Issue]:
         return super().get_queryset(request).select_related("assignee", "reporter")

@@ -62,9 +62,9 @@ def maintainer(db):
 
 @pytest.fixture
 def staff(db):
-    user = UserFactory(username="staffer", role="maintainer", is_staff=True)
     from django.contrib.auth.models import Group
 
+    user = UserFactory(username="staffer", role="maintainer", is_staff=True)
     user.groups.add(Group.objects.get(name="staff"))
     return user
 

@@ -5,6 +5,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from issues.models import Comment, Issue, IssueEvent, Label
+from issues.roles import sync_role_groups
+
+
+def ensure_role_groups() -> None:
+    """The role groups come from a data migration; transactional tests flush them, so bring them back."""
+    if not Group.objects.filter(name="staff").exists():
+        from django.apps import apps
+
+        sync_role_groups(apps)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -21,6 +30,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
         if create and extracted:
+            ensure_role_groups()
             self.groups.add(Group.objects.get(name=extracted))
 
 

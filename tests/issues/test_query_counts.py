@@ -1,0 +1,90 @@
+"""Query counts pinned: list, detail and timeline cost the same whatever the number of rows on the page."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, LabelFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+# auth token + user permissions + group permissions, then the view's own queries
+LIST_QUERIES = 3 + 3  # COUNT, page of issues, labels of the page (one prefetch)
+DETAIL_QUERIES = 3 + 3  # issue with comment_count subquery, its labels, first 100 comments with authors
+TIMELINE_QUERIES = 3 + 3  # issue exists, COUNT, page of events with actors
+
+
+def count_queries(client, path: str, **params) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path, params)
+    assert response.status_code == 200, response.content
+    return len(ctx.captured_queries)
+
+
+def make_issues(n: int, labels: list | None = None) -> list:
+    labels = labels or [LabelFactory() for _ in range(3)]
+    users = [UserFactory() for _ in range(3)]
+    for i in range(n):
+        IssueFactory(assignee=users[i % 3], reporter=users[(i + 1) % 3], labels=labels[: (i % 3) + 1])
+    return labels
+
+
+def test_list_costs_the_same_for_1_and_100_issues(member_client, django_assert_num_queries):
+    make_issues(1)
+    with django_assert_num_queries(LIST_QUERIES):
+        one = member_client.get("/api/issues", {"page_size": 100})
+    assert len(one.json()["results"]) == 1
+    make_issues(99)
+    with django_assert_num_queries(LIST_QUERIES):
+        hundred = member_client.get("/api/issues", {"page_size": 100})
+    results = hundred.json()["results"]
+    assert len(results) == 100
+    assert all(row["labels"] and row["assignee"] for row in results)
+
+
+def test_filtered_list_costs_the_same(member_client):
+    labels = make_issues(1)
+    params = {"status": "open", "label": labels[0].name, "ordering": "-priority", "page_size": 100}
+    with CaptureQueriesContext(connection) as ctx:
+        few = member_client.get("/api/issues", params).json()
+    assert few["count"] == 1
+    assert len(ctx.captured_queries) == LIST_QUERIES
+    make_issues(60, labels)
+    with CaptureQueriesContext(connection) as ctx:
+        many = member_client.get("/api/issues", params).json()
+    assert many["count"] == 61
+    assert len(ctx.captured_queries) == LIST_QUERIES
+
+
+def test_detail_costs_the_same_for_0_and_200_comments(member_client, django_assert_num_queries):
+    empty = IssueFactory(labels=[LabelFactory(), LabelFactory()])
+    busy = IssueFactory(labels=[LabelFactory()])
+    for _ in range(200):
+        CommentFactory(issue=busy, author=UserFactory())
+    with django_assert_num_queries(DETAIL_QUERIES):
+        body = member_client.get(f"/api/issues/{empty.pk}").json()
+    assert body["comment_count"] == 0
+    with django_assert_num_queries(DETAIL_QUERIES):
+        body = member_client.get(f"/api/issues/{busy.pk}").json()
+    assert body["comment_count"] == 200 and len(body["comments"]) == 100
+
+
+def test_timeline_costs_the_same_for_1_and_100_events(member_client, django_assert_num_queries):
+    quiet, busy = IssueFactory(), IssueFactory()
+    IssueEventFactory(issue=quiet, actor=UserFactory())
+    for _ in range(100):
+        IssueEventFactory(issue=busy, actor=UserFactory())
+    with django_assert_num_queries(TIMELINE_QUERIES):
+        assert member_client.get(f"/api/issues/{quiet.pk}/timeline").json()["count"] == 1
+    with django_assert_num_queries(TIMELINE_QUERIES):
+        body = member_client.get(f"/api/issues/{busy.pk}/timeline", {"page_size": 100}).json()
+    assert len(body["results"]) == 100
+
+
+def test_comments_listing_costs_the_same(member_client):
+    issue = IssueFactory()
+    CommentFactory(issue=issue, author=UserFactory())
+    few = count_queries(member_client, f"/api/issues/{issue.pk}/comments")
+    for _ in range(50):
+        CommentFactory(issue=issue, author=UserFactory())
+    assert count_queries(member_client, f"/api/issues/{issue.pk}/comments", page_size=100) == few
