@@ -1,0 +1,237 @@
+"""Query-parameter serializers (each invalid value is a 400 naming its parameter) and response serializers."""
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from issues.models import MAX_ID, Priority, Status
+
+from . import selectors
+
+MAX_LIMIT = 100
+MAX_PERIODS = 1000  # a throughput window holds at most this many periods
+DEFAULT_PERIODS = {"day": 30, "week": 12, "month": 12}  # throughput window when `since` is missing
+DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_PARAM_LENGTH = 100
+
+
+def _no_nul(value: str) -> None:
+    if "\x00" in value:
+        raise serializers.ValidationError("Null characters are not allowed.")
+
+
+@extend_schema_field({"type": "string", "example": "2026-01-31"})
+class WindowBoundField(serializers.Field):
+    """An ISO 8601 datetime (no offset = UTC) or a date. A date means the start of that day for ``since`` and
+    the end of that day for ``until`` (``until=2026-01-31`` includes January 31); a datetime ``until`` is
+    exclusive."""
+
+    default_error_messages = {
+        "invalid": "Enter an ISO 8601 date (2026-01-31) or datetime (2026-01-31T12:00:00Z).",
+        "range": "Date out of range.",
+    }
+
+    def __init__(self, *, end: bool = False, **kwargs: Any) -> None:
+        self.end = end
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> datetime:
+        if not isinstance(data, str) or len(data) > MAX_PARAM_LENGTH:
+            self.fail("invalid")
+        _no_nul(data)
+        value = data.strip()
+        try:
+            if DATE_ONLY.match(value):
+                day = parse_date(value)
+                if day is None:
+                    self.fail("invalid")
+                moment = datetime.combine(day, time.min, tzinfo=UTC)
+                return moment + timedelta(days=1) if self.end else moment
+            moment = parse_datetime(value)
+            if moment is None:
+                self.fail("invalid")
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return moment.astimezone(UTC)
+        except ValueError:  # well formed but impossible, such as 2026-02-30
+            self.fail("invalid")
+        except OverflowError:  # beyond year 9999 once moved to UTC or to the end of the day
+            self.fail("range")
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class RepeatableField(serializers.ListField):
+    """A parameter that may repeat and whose values may be comma lists: ``?status=open,closed&status=resolved``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 50)
+        super().__init__(**kwargs)
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.field_name not in dictionary:
+            return serializers.empty
+        raw = dictionary.getlist(self.field_name) if hasattr(dictionary, "getlist") else [dictionary[self.field_name]]
+        return [part.strip() for value in raw for part in str(value).split(",") if part.strip()]
+
+
+class LabelNameParamField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 50)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field({"type": "string", "pattern": "^([0-9]+|none)$"})
+class AssigneeParamField(serializers.Field):
+    """A user id, or ``none`` for unassigned issues."""
+
+    default_error_messages = {"invalid": "Enter a user id or 'none'."}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        value = data.strip()
+        if value.lower() == "none":
+            return "none"
+        if not value.isascii() or not value.isdigit() or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+            self.fail("invalid")
+        return int(value)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class ReportParamsSerializer(serializers.Serializer):
+    """Reads query parameters; an empty value (``?since=``) counts as absent, unknown parameters are ignored."""
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> dict[str, Any]:
+        data = QueryDict(mutable=True)
+        for key in query:
+            values = [value for value in query.getlist(key) if value.strip()]
+            if values:
+                data.setlist(key, values)
+        params = cls(data=data)
+        params.is_valid(raise_exception=True)
+        return params.validated_data
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        since, until = attrs.get("since"), attrs.get("until")
+        if since is not None and until is not None and until <= since:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
+
+
+class TopAssigneesParamsSerializer(ReportParamsSerializer):
+    limit = serializers.IntegerField(
+        required=False,
+        default=10,
+        min_value=1,
+        max_value=MAX_LIMIT,
+        help_text=f"How many assignees to return, 1–{MAX_LIMIT} (default 10); outside that range is a 400.",
+    )
+    status = RepeatableField(
+        child=serializers.ChoiceField(choices=Status.choices),
+        help_text="Count only issues in these statuses (repeatable or comma list).",
+    )
+    label = RepeatableField(
+        child=LabelNameParamField(),
+        help_text="Count only issues carrying every one of these labels (repeatable; names ignore case).",
+    )
+    since = WindowBoundField(help_text="Issues created at or after this date/datetime (UTC unless an offset).")
+    until = WindowBoundField(end=True, help_text="Issues created before this datetime, or up to the end of this date.")
+
+
+class LatencyParamsSerializer(ReportParamsSerializer):
+    since = WindowBoundField(help_text="Issues resolved at or after this date/datetime (UTC unless an offset).")
+    until = WindowBoundField(end=True, help_text="Issues resolved before this datetime, or up to the end of this date.")
+    assignee = AssigneeParamField(required=False, help_text="Only issues assigned to this user id, or `none`.")
+    label = RepeatableField(
+        child=LabelNameParamField(),
+        help_text="Only issues carrying every one of these labels (repeatable; names ignore case).",
+    )
+    priority = RepeatableField(
+        child=serializers.ChoiceField(choices=Priority.choices),
+        help_text="Only issues of these priorities (repeatable or comma list).",
+    )
+
+
+class ThroughputParamsSerializer(ReportParamsSerializer):
+    interval = serializers.ChoiceField(
+        choices=[(name, name) for name in selectors.INTERVALS],
+        required=False,
+        default="week",
+        help_text="Period length: `day`, `week` (ISO weeks, from Monday) or `month` (default `week`).",
+    )
+    since = WindowBoundField(
+        help_text="Start of the window (default: 30 days, 12 weeks or 12 months back, whole periods, up to `until`)."
+    )
+    until = WindowBoundField(end=True, help_text="End of the window, exclusive for a datetime (default: now).")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        interval = attrs["interval"]
+        until = attrs.get("until") or timezone.now()
+        since = attrs.get("since")
+        if since is None:
+            since = selectors.period_start(until - timedelta(microseconds=1), interval)
+            for _ in range(DEFAULT_PERIODS[interval] - 1):
+                since = selectors.period_start(since - timedelta(microseconds=1), interval)
+        attrs = super().validate({**attrs, "since": since, "until": until})
+        if selectors.count_periods(interval, since, until) > MAX_PERIODS:
+            message = f"The window holds more than {MAX_PERIODS} {interval} periods; narrow it or use a longer one."
+            raise serializers.ValidationError({"since": [message]})
+        return attrs
+
+
+class TopAssigneeSerializer(serializers.Serializer):
+    assignee = serializers.IntegerField(help_text="The user's id.")
+    username = serializers.CharField()
+    issue_count = serializers.IntegerField()
+
+
+def seconds_as_clock(seconds: float) -> str:
+    """``[D ]HH:MM:SS``, rounded to the second: 93784.4 → ``1 02:03:04``."""
+    whole = round(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days} {clock}" if days else clock
+
+
+def _seconds(value: float | None) -> float | None:
+    """Seconds rounded to the microsecond, the resolution of the stored timestamps."""
+    return None if value is None else round(value, 6)
+
+
+class LatencySerializer(serializers.Serializer):
+    resolved_count = serializers.IntegerField()
+    average_resolution_seconds = serializers.FloatField(allow_null=True)
+    median_resolution_seconds = serializers.FloatField(allow_null=True)
+    p90_resolution_seconds = serializers.FloatField(allow_null=True)
+    average_resolution_time = serializers.CharField(allow_null=True, help_text='The average as "[D ]HH:MM:SS".')
+
+    def to_representation(self, report: selectors.LatencyReport) -> dict[str, Any]:
+        average = report.average_seconds
+        return {
+            "resolved_count": report.resolved_count,
+            "average_resolution_seconds": _seconds(average),
+            "median_resolution_seconds": _seconds(report.median_seconds),
+            "p90_resolution_seconds": _seconds(report.p90_seconds),
+            "average_resolution_time": None if average is None else seconds_as_clock(average),
+        }
+
+
+class ThroughputPeriodSerializer(serializers.Serializer):
+    period = serializers.DateField(help_text="First day of the period (UTC).")
+    created = serializers.IntegerField()
+    resolved = serializers.IntegerField()
