@@ -172,7 +172,55 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "issues.throttling.AnonRateThrottle",
+        "issues.throttling.UserRateThrottle",
+        "issues.throttling.ScopedRateThrottle",
+    ],
 }
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A throttle rate such as ``100/minute``; ``off`` (or ``none``, ``0``) turns that throttle off."""
+    value = os.environ.get(name, default).strip()
+    return None if value.lower() in {"", "off", "none", "0"} else value
+
+
+# Throttling (429 + Retry-After): fixed-window counters in the default cache, per user or per client address.
+# Generous by default so that benchmarks are not throttled; POST /api/auth/token is much stricter.
+THROTTLE_RATES = {
+    "anon": env_rate("THROTTLE_ANON", "600/minute"),
+    "user": env_rate("THROTTLE_USER", "20000/minute"),
+    "auth": env_rate("THROTTLE_AUTH", "20/minute"),
+}
+# Behind a reverse proxy, the client address comes from X-Forwarded-For: set this to the number of proxies.
+REST_FRAMEWORK["NUM_PROXIES"] = env_int("DJANGO_NUM_PROXIES", 0) or None
+
+# The cache (the throttles' counters): Redis when REDIS_URL is set, shared by every worker; else per process.
+if os.environ.get("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["REDIS_URL"],
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "issue_tracker"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "issue-tracker"}}
+
+# HTTPS. Everything is off by default, so `make run` and the test client work over plain http.
+# In production behind a TLS-terminating proxy set DJANGO_HTTPS=1 (turns on the defaults below) and
+# DJANGO_SECURE_PROXY_SSL_HEADER=1 (trust the proxy's X-Forwarded-Proto: https). Each can be overridden.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^api/health/?$"]  # load balancers probe health over plain http
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", HTTPS)
+if env_bool("DJANGO_SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Issue Tracker API",
@@ -183,6 +231,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "issues.openapi.add_error_responses",
+    ],
 }
 
 LOGGING = {

@@ -8,3 +8,6 @@ from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ALLOWED_HOSTS = ["*"]
+# Throttling is off for the suite (the throttle counters would carry over from test to test);
+# tests/hardening/test_throttling.py turns it on with its own rates.
+THROTTLE_RATES = {"anon": None, "user": None, "auth": None}

@@ -323,6 +323,7 @@ class ObtainTokenView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     serializer_class = AuthTokenInputSerializer
+    throttle_scope = "auth"  # THROTTLE_RATES["auth"]: stricter than the rest, against password guessing
 
     @extend_schema(request=AuthTokenInputSerializer, responses={200: TokenSerializer})
     def post(self, request: Request) -> Response:

@@ -1,0 +1,96 @@
+"""Schemathesis against the project's own OpenAPI schema (/api/schema).
+
+Every operation of the schema is fuzzed (schemathesis's examples, coverage and fuzzing phases), once
+authenticated as a member and once as a maintainer, with three checks on every response: no 5xx,
+a status code the schema documents, and a body that matches the schema of that status.
+FUZZ_EXAMPLES bounds the generated examples per operation: small by default so CI stays at about a
+minute; `make fuzz` runs it with many more. The number of cases run is printed at the end of the run.
+"""
+
+import json
+import os
+from typing import Any
+
+import pytest
+import schemathesis
+from django.core.wsgi import get_wsgi_application
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from issues import services
+from tests.conftest import make_client
+from tests.factories import UserFactory
+from tests.hardening.conftest import FUZZ_STATS
+
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture(params=["member", "maintainer"])
+def fuzz_role(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def seeded(db, fuzz_role: str) -> dict[str, Any]:
+    """A caller of the role under test, and issues, labels and comments for the fuzzer to hit."""
+    user = UserFactory(username=f"fuzz-{fuzz_role}", role=fuzz_role)
+    other = UserFactory(username="fuzz-other", role="member")
+    issue_ids = []
+    for n, status in enumerate(["open", "in_progress", "resolved", "closed"]):
+        issue = services.issue_create(
+            actor=other, title=f"Seed {n}", status=status, assignee=user if n % 2 else None, labels=["bug", f"l{n}"]
+        )
+        services.comment_create(issue_id=issue.pk, author=other, body=f"comment {n}")
+        issue_ids.append(issue.pk)
+    client = make_client(user)
+    token = client._credentials["HTTP_AUTHORIZATION"]
+    from issues.models import Label
+
+    TARGETS.update(issues=issue_ids, labels=list(Label.objects.values_list("pk", flat=True)), users=[user.pk, other.pk])
+    return {"headers": {"Authorization": token}}
+
+
+def load_schema() -> Any:
+    """The schema /api/schema serves, generated in-process (no request, no database) at collection."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    raw = SchemaGenerator().get_schema(request=None, public=True)
+    loaded = schemathesis.openapi.from_dict(json.loads(json.dumps(raw, default=str)))
+    loaded.app = get_wsgi_application()
+    return loaded
+
+
+schema = load_schema()
+TARGETS: dict[str, list[int]] = {}  # filled by the ``seeded`` fixture: ids of objects that exist
+
+
+@schema.hook
+def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> Any:
+    # Half the cases aim at objects that exist, so the fuzzer gets past the 404s.
+    if not path_parameters or "id" not in path_parameters:
+        return st.just(path_parameters)
+    label = context.operation.label if context.operation else ""
+    kind = "users" if "/users/{id}" in label else "labels" if "/labels/{id}" in label else "issues"
+    existing = st.sampled_from(TARGETS[kind]).map(lambda pk: {**path_parameters, "id": str(pk)})
+    return st.one_of(st.just(path_parameters), existing)
+
+
+@pytest.mark.slow
+@schema.parametrize()
+@settings(
+    max_examples=FUZZ_EXAMPLES,
+    deadline=None,
+    derandomize=os.environ.get("FUZZ_RANDOM") != "1",
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_operation_conforms(case: Any, seeded: dict[str, Any], fuzz_role: str) -> None:
+    response = case.call(headers=seeded["headers"])
+    FUZZ_STATS.record(fuzz_role, case.operation.label, response.status_code)
+    case.validate_response(response, checks=CHECKS, headers=seeded["headers"])
