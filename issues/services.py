@@ -1,17 +1,22 @@
 """Every write of the tracker. Each function writes its rows and their timeline events in one transaction."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from operator import attrgetter
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from . import events
+from . import csv_io, events
 from .exceptions import VersionConflict
-from .models import Comment, EventType, Issue, IssueEvent, Label, Priority, Source, Status
+from .models import DONE_STATUSES, MAX_ID, Comment, EventType, Issue, IssueEvent, Label, Priority, Source, Status
 
 UPDATABLE_FIELDS = ("title", "description", "status", "priority", "assignee")
 
@@ -203,3 +208,388 @@ def label_delete(*, label: Label, actor: User, source: str = Source.API) -> int:
         )
     label.delete()
     return len(issue_ids)
+
+
+# ======================================================================================================
+# Bulk status changes and CSV import (issue 3). Everything below is set-based: the number of queries
+# does not grow with the number of items or rows (the CSV import issues a fixed number per batch).
+# ======================================================================================================
+
+
+@dataclass
+class BulkItem:
+    """One item of a bulk status change, as parsed from the request. ``errors`` holds what the parser
+    found wrong with it (field → messages); the service adds unknown ids."""
+
+    index: int
+    id: Any
+    status: Any
+    version: int | None = None
+    errors: dict[str, list[str]] = dataclass_field(default_factory=dict)
+
+
+class BulkInvalid(Exception):
+    """Some items are invalid; ``errors`` lists every one of them as ``{"index", "id", "errors"}``."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid item(s)")
+        self.errors = errors
+
+
+class BulkConflict(Exception):
+    """Some items carry a stale version; ``conflicts`` lists them as ``{"id", "expected", "current"}``."""
+
+    def __init__(self, conflicts: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(conflicts)} version conflict(s)")
+        self.conflicts = conflicts
+
+
+@transaction.atomic
+def issue_bulk_set_status(*, actor: User, items: Sequence[BulkItem], source: str = Source.BULK) -> dict[str, Any]:
+    """Set the status of many issues at once, all or nothing, in a constant number of queries.
+
+    The rows are locked in id order (``SELECT … FOR UPDATE ORDER BY id``), so overlapping bulks wait for
+    each other instead of deadlocking. Raises ``BulkInvalid`` when any item is invalid or names an
+    unknown issue, ``BulkConflict`` when any item's version is stale; nothing is written then.
+    Items already in their target status are left alone (no version bump, no event). Every changed issue
+    gets version + 1, ``resolved_at`` per ``events.resolved_at_after`` and one ``status_changed`` event.
+    Returns ``{"updated", "unchanged", "results": [{"id", "status", "version"}]}`` in request order.
+    """
+    checkable = [item for item in items if type(item.id) is int and "id" not in item.errors]
+    wanted_ids = sorted({item.id for item in checkable})
+    current = {
+        pk: (status, version, resolved_at)
+        for pk, status, version, resolved_at in Issue.objects.select_for_update()
+        .filter(pk__in=wanted_ids)
+        .order_by("pk")
+        .values_list("pk", "status", "version", "resolved_at")
+    }
+    for item in checkable:
+        if item.id not in current:
+            item.errors["id"] = [f"No issue has id {item.id}."]
+    invalid = [{"index": item.index, "id": item.id, "errors": item.errors} for item in items if item.errors]
+    if invalid:
+        raise BulkInvalid(invalid)
+    conflicts = [
+        {"id": item.id, "expected": item.version, "current": current[item.id][1]}
+        for item in items
+        if item.version is not None and item.version != current[item.id][1]
+    ]
+    if conflicts:
+        raise BulkConflict(conflicts)
+
+    now = timezone.now()
+    actor_id = _actor_id(actor)
+    ids_by_status: dict[str, list[int]] = {}
+    resolved_now: list[int] = []
+    resolved_cleared: list[int] = []
+    new_events: list[IssueEvent] = []
+    results = []
+    for item in items:
+        old_status, version, old_resolved_at = current[item.id]
+        if old_status == item.status:
+            results.append({"id": item.id, "status": old_status, "version": version})
+            continue
+        ids_by_status.setdefault(item.status, []).append(item.id)
+        resolved_at = events.resolved_at_after(old_status, item.status, old_resolved_at, now)
+        if resolved_at is None:
+            if old_resolved_at is not None:
+                resolved_cleared.append(item.id)
+        elif resolved_at is now:
+            resolved_now.append(item.id)
+        new_events.extend(
+            events.build_events(
+                issue_id=item.id,
+                changes=[events.Change(EventType.STATUS_CHANGED, {"from": old_status, "to": item.status})],
+                actor_id=actor_id,
+                source=source,
+                timestamp=now,
+            )
+        )
+        results.append({"id": item.id, "status": item.status, "version": version + 1})
+
+    changed_ids = [pk for ids in ids_by_status.values() for pk in ids]
+    if changed_ids:
+        resolved_whens = []
+        if resolved_now:
+            resolved_whens.append(When(pk__in=resolved_now, then=Value(now)))
+        if resolved_cleared:
+            resolved_whens.append(When(pk__in=resolved_cleared, then=Value(None)))
+        Issue.objects.filter(pk__in=changed_ids).update(
+            status=Case(
+                *(When(pk__in=ids, then=Value(status)) for status, ids in ids_by_status.items()),
+                default=F("status"),
+            ),
+            resolved_at=Case(*resolved_whens, default=F("resolved_at"), output_field=DateTimeField()),
+            version=F("version") + 1,
+            updated_at=now,
+        )
+        IssueEvent.objects.bulk_create(new_events)
+    return {"updated": len(changed_ids), "unchanged": len(items) - len(changed_ids), "results": results}
+
+
+IMPORT_BATCH_SIZE = 5_000
+IMPORT_MAX_ERRORS = 1_000
+# Held (per transaction) by an import before it creates labels, so two imports cannot deadlock on the
+# label name index by creating the same labels in different orders across their batches.
+IMPORT_LABEL_LOCK = 0x15_5E_1AB
+
+
+@dataclass
+class ImportResult:
+    """The answer of a CSV import (also of a dry run)."""
+
+    total_rows: int = 0
+    created: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = dataclass_field(default_factory=list)
+    errors_truncated: bool = False
+    ignored_columns: list[str] = dataclass_field(default_factory=list)
+
+    def add_errors(self, row_errors: Iterable[csv_io.RowError]) -> None:
+        for error in row_errors:
+            self.failed += 1
+            if len(self.errors) < IMPORT_MAX_ERRORS:
+                self.errors.append({"row": error.line, "errors": error.errors})
+            else:
+                self.errors_truncated = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_rows": self.total_rows,
+            "created": self.created,
+            "failed": self.failed,
+            "errors": self.errors,
+            "errors_truncated": self.errors_truncated,
+            "ignored_columns": self.ignored_columns,
+        }
+
+
+def issue_import_csv(
+    *,
+    actor: User,
+    chunks: Iterable[bytes],
+    dry_run: bool = False,
+    batch_size: int = IMPORT_BATCH_SIZE,
+) -> ImportResult:
+    """Create issues from a CSV upload given as byte chunks (streamed: one batch in memory at a time).
+
+    Partial success: each valid row is created whole (issue, labels, ``created`` event with source
+    ``import``), each invalid one is reported by line. The whole import is one transaction and each batch
+    a savepoint: a batch the database refuses is retried row by row, each row in its own savepoint, and
+    the rows it still refuses become row errors. Raises ``csv_io.CsvDecodeError`` or
+    ``csv_io.CsvHeaderError`` (a 400) and ``csv_io.ImportTooLarge`` (a 413); everything is rolled back
+    then. ``dry_run`` does all of it and rolls back, so it answers exactly what a real import would.
+    """
+    parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
+    result = ImportResult()
+    with transaction.atomic():
+        parser.read_header()
+        result.ignored_columns = parser.ignored_columns
+        writer = _ImportWriter(actor_id=_actor_id(actor))
+        rows: list[csv_io.ParsedRow] = []
+        row_errors: list[csv_io.RowError] = []
+        for item in parser:
+            if type(item) is csv_io.ParsedRow:
+                rows.append(item)
+            else:
+                row_errors.append(item)
+            if len(rows) + len(row_errors) >= batch_size:
+                writer.write_batch(rows, row_errors, result)
+                rows, row_errors = [], []
+        writer.write_batch(rows, row_errors, result)
+        result.total_rows = parser.total_rows
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+class _ImportWriter:
+    """Writes validated CSV rows batch by batch: PostgreSQL COPY (ids drawn from the sequence up front),
+    or bulk_create elsewhere; the row-by-row fallback uses bulk_create with one row."""
+
+    def __init__(self, *, actor_id: int | None) -> None:
+        self.actor_id = actor_id
+        self.now = timezone.now()
+        self.user_ids: dict[str, int | None] = {}  # raw assignee cell → user id (None: unknown)
+        self.label_ids: dict[str, int] = {}  # lower-cased name → label id
+        self.label_lock_held = False
+        self.use_copy = connection.vendor == "postgresql"
+        if self.use_copy:
+            with connection.cursor() as cursor:
+                # Foreign keys are checked per statement, so a refused row fails inside its batch's savepoint
+                # (not at COMMIT, where it would take the whole import down).
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Issue._meta.db_table])
+                self.sequence = cursor.fetchone()[0]
+
+    def write_batch(
+        self, rows: list[csv_io.ParsedRow], row_errors: list[csv_io.RowError], result: ImportResult
+    ) -> None:
+        errors = list(row_errors)
+        self._resolve_users(rows)
+        valid = []
+        for row in rows:
+            if row.assignee is not None and self.user_ids[row.assignee] is None:
+                message = f'Unknown user "{row.assignee}": no user has this id or username.'
+                errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
+            else:
+                valid.append(row)
+        if valid:
+            self._ensure_labels(valid)
+            try:
+                with transaction.atomic():
+                    self._insert(valid)
+                result.created += len(valid)
+            except DatabaseError:
+                for row in valid:
+                    try:
+                        with transaction.atomic():
+                            self._insert_orm([row])
+                        result.created += 1
+                    except DatabaseError as exc:
+                        reason = (str(exc).strip().splitlines() or ["database error"])[0][:200]
+                        errors.append(
+                            csv_io.RowError(row.line, {"non_field_errors": [f"The database refused the row: {reason}"]})
+                        )
+        errors.sort(key=attrgetter("line"))
+        result.add_errors(errors)
+
+    def _resolve_users(self, rows: list[csv_io.ParsedRow]) -> None:
+        """Map every new assignee cell of the batch to a user id (by id first, then username): one query."""
+        wanted = {row.assignee for row in rows if row.assignee is not None and row.assignee not in self.user_ids}
+        if not wanted:
+            return
+        numeric = {value: int(value) for value in wanted if value.isascii() and value.isdigit() and len(value) <= 19}
+        numeric = {value: pk for value, pk in numeric.items() if 1 <= pk <= MAX_ID}
+        query = Q(username__in=list(wanted))
+        if numeric:
+            query |= Q(pk__in=list(numeric.values()))
+        by_id: set[int] = set()
+        by_name: dict[str, int] = {}
+        for pk, username in get_user_model().objects.filter(query).values_list("pk", "username"):
+            by_id.add(pk)
+            by_name[username] = pk
+        for value in wanted:
+            pk = numeric.get(value)
+            self.user_ids[value] = pk if pk in by_id else by_name.get(value)
+
+    def _ensure_labels(self, rows: list[csv_io.ParsedRow]) -> None:
+        """Create the batch's missing labels with one labels_ensure call."""
+        missing: dict[str, str] = {}
+        for row in rows:
+            for name in row.labels:
+                key = name.lower()
+                if key not in self.label_ids:
+                    missing.setdefault(key, name)
+        if not missing:
+            return
+        if self.use_copy and not self.label_lock_held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LABEL_LOCK])
+            self.label_lock_held = True
+        for label in labels_ensure(missing.values()):
+            self.label_ids[label.name.lower()] = label.pk
+
+    def _row_label_ids(self, row: csv_io.ParsedRow) -> set[int]:
+        return {self.label_ids[name.lower()] for name in row.labels}
+
+    def _insert(self, rows: list[csv_io.ParsedRow]) -> None:
+        if self.use_copy:
+            self._insert_copy(rows)
+        else:
+            self._insert_orm(rows)
+
+    def _insert_copy(self, rows: list[csv_io.ParsedRow]) -> None:
+        """Three COPY statements (issues, label links, events) plus one query for the ids."""
+        qn = connection.ops.quote_name
+        now = self.now.isoformat()
+        actor_id = self.actor_id
+        user_ids = self.user_ids
+        done = {status.value for status in DONE_STATUSES}
+        issue_columns = (
+            "id, title, description, status, priority, assignee_id, reporter_id, version, "
+            "created_at, updated_at, resolved_at"
+        )
+        issue_sql = f"COPY {qn(Issue._meta.db_table)} ({issue_columns}) FROM STDIN"
+        link_sql = f"COPY {qn(Issue.labels.through._meta.db_table)} (issue_id, label_id) FROM STDIN"
+        event_columns = "issue_id, type, timestamp, actor_id, source, details"
+        event_sql = f"COPY {qn(IssueEvent._meta.db_table)} ({event_columns}) FROM STDIN"
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [self.sequence, len(rows)])
+            ids = [pk for (pk,) in cursor.fetchall()]
+            raw = cursor.cursor
+            with connection.wrap_database_errors:
+                with raw.copy(issue_sql) as copy:
+                    write = copy.write_row
+                    for pk, row in zip(ids, rows, strict=True):
+                        assignee = user_ids[row.assignee] if row.assignee is not None else None
+                        resolved = now if row.status in done else None
+                        write(
+                            (
+                                pk,
+                                row.title,
+                                row.description,
+                                row.status,
+                                row.priority,
+                                assignee,
+                                actor_id,
+                                1,
+                                now,
+                                now,
+                                resolved,
+                            )
+                        )
+                links = [
+                    (pk, label_id)
+                    for pk, row in zip(ids, rows, strict=True)
+                    if row.labels
+                    for label_id in self._row_label_ids(row)
+                ]
+                if links:
+                    with raw.copy(link_sql) as copy:
+                        write = copy.write_row
+                        for link in links:
+                            write(link)
+                created, source = EventType.CREATED.value, Source.IMPORT.value
+                with raw.copy(event_sql) as copy:
+                    write = copy.write_row
+                    for pk in ids:
+                        write((pk, created, now, actor_id, source, "{}"))
+
+    def _insert_orm(self, rows: list[csv_io.ParsedRow]) -> None:
+        """bulk_create of the issues (ids returned), then of their label links and events."""
+        now = self.now
+        issues = [
+            Issue(
+                title=row.title,
+                description=row.description,
+                status=row.status,
+                priority=row.priority,
+                assignee_id=self.user_ids[row.assignee] if row.assignee is not None else None,
+                reporter_id=self.actor_id,
+                created_at=now,
+                updated_at=now,
+                resolved_at=now if row.status in DONE_STATUSES else None,
+            )
+            for row in rows
+        ]
+        Issue.objects.bulk_create(issues)
+        through = Issue.labels.through
+        through.objects.bulk_create(
+            through(issue_id=issue.pk, label_id=label_id)
+            for issue, row in zip(issues, rows, strict=True)
+            if row.labels
+            for label_id in self._row_label_ids(row)
+        )
+        IssueEvent.objects.bulk_create(
+            IssueEvent(
+                issue_id=issue.pk,
+                type=EventType.CREATED,
+                actor_id=self.actor_id,
+                source=Source.IMPORT,
+                timestamp=now,
+                details={},
+            )
+            for issue in issues
+        )

@@ -1,20 +1,27 @@
 """DRF viewsets: parse the request, call one service or selector, serialize the answer."""
 
+from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler
 from django.db import connection
+from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
+from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, UnsupportedMediaType, ValidationError
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import selectors, services
+from . import csv_io, selectors, services
 from .exceptions import VersionConflict
 from .filters import IssueFilterSet
 from .models import MAX_ID, Issue, Label
@@ -34,6 +41,7 @@ from .serializers import (
     LabelUpdateInputSerializer,
     TokenSerializer,
     UserSerializer,
+    parse_bulk_status,
 )
 
 ID_REGEX = r"[0-9]+"
@@ -72,6 +80,95 @@ def conflict_response(conflict: VersionConflict, http_status: int) -> Response:
     return Response(body, status=http_status, headers={"ETag": etag_of(current)})
 
 
+CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
+IMPORT_CHUNK_BYTES = 256 * 1024
+BULK_RESULT = inline_serializer(
+    "BulkStatusResult",
+    {
+        "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(),
+        "results": serializers.ListField(child=serializers.DictField()),
+    },
+)
+BULK_CONFLICT = inline_serializer(
+    "BulkStatusConflict",
+    {"detail": serializers.CharField(), "conflicts": serializers.ListField(child=serializers.DictField())},
+)
+IMPORT_UPLOAD = inline_serializer("CsvImportUpload", {"file": serializers.FileField()})
+IMPORT_RESULT = inline_serializer(
+    "CsvImportResult",
+    {
+        "total_rows": serializers.IntegerField(),
+        "created": serializers.IntegerField(),
+        "failed": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+        "errors_truncated": serializers.BooleanField(),
+        "ignored_columns": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+def parse_flag(params: Any, name: str) -> bool:
+    """A boolean query parameter (``true/false/1/0/yes/no``); anything else is a 400 naming it."""
+    raw = params.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValidationError({name: ["Must be true or false."]})
+
+
+class ImportSizeLimitHandler(FileUploadHandler):
+    """Stops a multipart upload as soon as it passes IMPORT_MAX_BYTES, also without a Content-Length."""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > settings.IMPORT_MAX_BYTES:
+            raise csv_io.ImportTooLarge(f"The file is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes.")
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def _read_body(request: HttpRequest) -> Iterator[bytes]:
+    while chunk := request.read(IMPORT_CHUNK_BYTES):
+        yield chunk
+
+
+def import_chunks(request: Request) -> Iterator[bytes]:
+    """The CSV of an import as byte chunks: the multipart field ``file`` (Django spools big uploads to disk)
+    or a raw ``text/csv`` body, read as it arrives. Other media types are a 415."""
+    media_type, params = parse_header_parameters(request.content_type or "")
+    charset = params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise ValidationError({"file": [f"Only UTF-8 is accepted, not {charset}."]})
+    if media_type == "multipart/form-data":
+        django_request = request._request
+        if not hasattr(django_request, "_files"):  # else parsed already (CSRF check); size checked below
+            django_request.upload_handlers = [ImportSizeLimitHandler(django_request), *django_request.upload_handlers]
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": ["No file was submitted (multipart field 'file')."]})
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise csv_io.ImportTooLarge(f"The file is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes.")
+        return upload.chunks(IMPORT_CHUNK_BYTES)
+    if media_type in CSV_MEDIA_TYPES:
+        return _read_body(request._request)
+    raise UnsupportedMediaType(
+        media_type or "(none)", detail="Send the CSV as multipart/form-data (field 'file') or as a text/csv body."
+    )
+
+
+class JSONErrorsContentNegotiation(BaseContentNegotiation):
+    """For the CSV export: errors are always JSON whatever the ``Accept`` header (say ``text/csv``)."""
+
+    def select_parser(self, request: Request, parsers: list) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
 class IssueViewSet(viewsets.GenericViewSet):
     """Issues: list, create, detail, version-checked PATCH, labels, comments and timeline."""
 
@@ -87,6 +184,9 @@ class IssueViewSet(viewsets.GenericViewSet):
         "labels": ["issues.change_issue"],
         "comments": ["issues.view_comment"],
         "timeline": ["issues.view_issueevent"],
+        "bulk_status": ["issues.bulk_update_issue"],
+        "import_csv": ["issues.import_issue"],
+        "export_csv": ["issues.view_issue"],
     }
 
     def get_queryset(self) -> Any:
@@ -230,6 +330,59 @@ class IssueViewSet(viewsets.GenericViewSet):
         if self.action in ("comments", "timeline"):
             return queryset
         return super().filter_queryset(queryset)
+
+    # --- bulk status, CSV import and export (issue 3) ---------------------------------------------------
+
+    @extend_schema(
+        request=inline_serializer(
+            "BulkStatusInput",
+            {"ids": serializers.ListField(child=serializers.IntegerField()), "status": serializers.CharField()},
+        ),
+        responses={200: BULK_RESULT, 400: OpenApiResponse(description="invalid items"), 409: BULK_CONFLICT},
+        description='Body: `[{"id", "status", "version"?}, ...]` or `{"ids": [...], "status": "..."}`.',
+    )
+    @action(detail=False, methods=["post", "put"], url_path="bulk-status")
+    def bulk_status(self, request: Request) -> Response:
+        items = parse_bulk_status(request.data, max_items=settings.BULK_MAX_ITEMS)
+        try:
+            result = services.issue_bulk_set_status(actor=request.user, items=items)
+        except services.BulkInvalid as exc:
+            body = {"detail": f"{len(exc.errors)} invalid item(s); nothing was changed.", "code": "invalid"}
+            return Response({**body, "errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        except services.BulkConflict as exc:
+            detail = f"{len(exc.conflicts)} item(s) carry a stale version; nothing was changed."
+            body = {"detail": detail, "code": "version_conflict", "conflicts": exc.conflicts}
+            return Response(body, status=status.HTTP_409_CONFLICT)
+        return Response(result)
+
+    @extend_schema(
+        request={"multipart/form-data": IMPORT_UPLOAD, "text/csv": bytes},
+        parameters=[OpenApiParameter("dry_run", bool, required=False)],
+        responses={200: IMPORT_RESULT, 400: OpenApiResponse(description="bad header or encoding"), 413: None},
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    def import_csv(self, request: Request) -> Response:
+        dry_run = parse_flag(request.query_params, "dry_run")
+        try:
+            chunks = import_chunks(request)
+            result = services.issue_import_csv(actor=request.user, chunks=chunks, dry_run=dry_run)
+        except csv_io.CsvDecodeError as exc:
+            body = {"detail": str(exc), "code": "invalid_encoding", "line": exc.line}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
+        except csv_io.CsvHeaderError as exc:
+            return Response({"detail": str(exc), "code": "invalid_header"}, status=status.HTTP_400_BAD_REQUEST)
+        except csv_io.ImportTooLarge as exc:
+            body = {"detail": f"{exc} Nothing was imported.", "code": "request_too_large"}
+            return Response(body, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response(result.as_dict())
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="the issues as CSV")})
+    @action(detail=False, methods=["get"], url_path="export", content_negotiation_class=JSONErrorsContentNegotiation)
+    def export_csv(self, request: Request) -> StreamingHttpResponse:
+        queryset = self.filter_queryset(self.get_queryset())
+        response = StreamingHttpResponse(csv_io.export_issues(queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="issues.csv"'
+        return response
 
 
 class LabelViewSet(

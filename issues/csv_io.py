@@ -1,0 +1,425 @@
+"""CSV parsing and writing for the import and export of issues: pure functions over text, no HTTP, no writes.
+
+Import
+    ``ImportParser`` reads an upload as a stream of byte chunks, splits it into physical lines, decodes
+    each line as strict UTF-8 (a BOM on the first line is dropped) and hands them to ``csv.reader``.
+    Memory holds one chunk and one record, never the file. It yields, in file order, ``ParsedRow``
+    (a row that passed validation, values normalised) or ``RowError`` (line number + field errors).
+    Invalid bytes raise ``CsvDecodeError`` naming the line; a bad header raises ``CsvHeaderError``;
+    more than ``max_bytes`` bytes or ``max_rows`` rows raise ``ImportTooLarge``. The caller (the
+    import service) decides what to do with those: it rolls back everything.
+
+    A record that ``csv`` cannot parse (a stray or unterminated quote) is reported at the line where it
+    starts, and parsing resumes at the line after that one, so one broken quote does not swallow the
+    rest of the file.
+
+Export
+    ``export_chunks`` turns issues into CSV text. Cells that a spreadsheet would run as a formula
+    (first character ``=``, ``+``, ``-``, ``@``, tab or CR) get a ``'`` prefix. So that every cell
+    survives an export → import round trip unchanged, the prefix is also added to cells that are a run
+    of ``'`` followed by one of those characters, and the import removes exactly one leading ``'``
+    from any cell of the form ``'+[=+\\-@\\t\\r]…``.
+"""
+
+import csv
+from collections import deque
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.db.models import F, QuerySet
+
+from .models import Priority, Status
+
+IMPORT_COLUMNS = ("title", "description", "status", "priority", "assignee", "labels")
+EXPORT_COLUMNS = (
+    "id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee",
+    "labels",
+    "reporter",
+    "version",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+)
+
+MAX_TITLE = 255
+MAX_DESCRIPTION = 100_000  # same limit as the API (serializers.MAX_DESCRIPTION)
+MAX_LABEL = 50
+MAX_LABELS_PER_ISSUE = 100
+MAX_USERNAME = 150
+
+FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+STATUSES = frozenset(Status.values)
+PRIORITIES = frozenset(Priority.values)
+
+NUL_ERROR = "Null characters are not allowed."
+BLANK_ERROR = "This field may not be blank."
+
+
+class CsvDecodeError(Exception):
+    """The upload is not UTF-8: ``line`` is the first line holding bytes that do not decode."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(f"Line {line} is not valid UTF-8. Save the file as UTF-8 (with or without BOM).")
+        self.line = line
+
+
+class CsvHeaderError(Exception):
+    """The header row is missing, lacks ``title`` or repeats a column."""
+
+
+class ImportTooLarge(Exception):
+    """The upload has more bytes or rows than the settings allow."""
+
+
+class ParsedRow(NamedTuple):
+    """A row that passed validation. ``assignee`` is the raw id-or-username (None when empty)."""
+
+    line: int
+    title: str
+    description: str
+    status: str
+    priority: str
+    assignee: str | None
+    labels: tuple[str, ...]
+
+
+class RowError(NamedTuple):
+    line: int
+    errors: dict[str, list[str]]
+
+
+# --- formula escaping -------------------------------------------------------------------------------
+
+
+def escape_cell(value: str) -> str:
+    """``value`` as safe to open in a spreadsheet: a ``'`` in front when it could start a formula."""
+    if not value:
+        return value
+    first = value[0]
+    if first in FORMULA_TRIGGERS:
+        return "'" + value
+    if first == "'":
+        stripped = value.lstrip("'")
+        if stripped and stripped[0] in FORMULA_TRIGGERS:
+            return "'" + value
+    return value
+
+
+def unescape_cell(value: str) -> str:
+    """The inverse of ``escape_cell``: one leading ``'`` removed when quotes are followed by a trigger."""
+    if value and value[0] == "'":
+        stripped = value.lstrip("'")
+        if stripped and stripped[0] in FORMULA_TRIGGERS:
+            return value[1:]
+    return value
+
+
+# --- import -------------------------------------------------------------------------------------------
+
+
+def _split_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes]:
+    """Physical lines (ending kept) of a byte stream; raises ImportTooLarge past ``max_bytes``."""
+    total = 0
+    tail = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        total += len(chunk)
+        if total > max_bytes:
+            raise ImportTooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
+        data = tail + chunk if tail else chunk
+        lines = data.splitlines(keepends=True)
+        last = lines[-1]
+        # The last piece is complete only if it ends a line, and a CR may be the first half of CRLF.
+        tail = b"" if last.endswith(b"\n") else lines.pop()
+        yield from lines
+    if tail:
+        yield tail
+
+
+class _Lines:
+    """Decoded lines for csv.reader, remembering the lines of the record being read so that a broken
+    record can be reported at its first line and the lines after it read again."""
+
+    def __init__(self, chunks: Iterable[bytes], max_bytes: int) -> None:
+        self._raw = _split_lines(chunks, max_bytes)
+        self._replay: deque[tuple[int, str]] = deque()
+        self.record: list[tuple[int, str]] = []
+        self.line = 0  # last physical line read from the stream
+
+    def __iter__(self) -> Iterator[str]:
+        record = self.record
+        replay = self._replay
+        raw_lines = self._raw
+        while True:
+            while replay:
+                item = replay.popleft()
+                record.append(item)
+                yield item[1]
+            raw = next(raw_lines, None)
+            if raw is None:
+                return
+            self.line += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CsvDecodeError(self.line) from None
+            if self.line == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            record.append((self.line, text))
+            yield text
+
+    def start_record(self) -> None:
+        self.record.clear()
+
+    def replay_after_first(self) -> int:
+        """Queue the current record's lines but its first for reading again; return its first line."""
+        first = self.record[0][0] if self.record else self.line
+        self._replay.extend(self.record[1:])
+        self.record.clear()
+        return first
+
+
+class ImportParser:
+    """Validates a CSV upload row by row. Call ``read_header()``, then iterate."""
+
+    def __init__(self, chunks: Iterable[bytes], *, max_bytes: int, max_rows: int) -> None:
+        # A single field may legitimately be as big as the file (and is then reported as too long).
+        if csv.field_size_limit() < max_bytes + 1:
+            csv.field_size_limit(max_bytes + 1)
+        self._lines = _Lines(chunks, max_bytes)
+        self._iter_lines = iter(self._lines)
+        self._reader = csv.reader(self._iter_lines, strict=True)
+        self.max_rows = max_rows
+        self.columns: dict[str, int] = {}
+        self.ignored_columns: list[str] = []
+        self.width = 0
+        self.total_rows = 0
+
+    def _next_record(self) -> tuple[int, list[str]] | RowError | None:
+        """The next non-blank record and its first line, a RowError for one csv cannot parse, or None at EOF."""
+        lines = self._lines
+        while True:
+            lines.start_record()
+            try:
+                cells = next(self._reader)
+            except StopIteration:
+                return None
+            except csv.Error as exc:
+                line = lines.replay_after_first()
+                self._reader = csv.reader(self._iter_lines, strict=True)
+                message = "Unterminated quoted field." if "end of data" in str(exc) else f"Malformed CSV: {exc}."
+                return RowError(line, {"non_field_errors": [message]})
+            if cells:
+                return lines.record[0][0], cells
+
+    def read_header(self) -> None:
+        record = self._next_record()
+        if record is None:
+            raise CsvHeaderError("The file is empty; a header row naming the columns is required.")
+        if isinstance(record, RowError):
+            raise CsvHeaderError(f"The header row (line {record.line}) is not valid CSV.")
+        _, cells = record
+        seen: dict[str, int] = {}
+        duplicates: list[str] = []
+        for index, cell in enumerate(cells):
+            name = cell.strip().lower()
+            if not name:
+                continue
+            if name in seen:
+                duplicates.append(name)
+                continue
+            seen[name] = index
+            if name not in IMPORT_COLUMNS:
+                self.ignored_columns.append(cell.strip())
+        if duplicates:
+            raise CsvHeaderError(f"Duplicated column(s) in the header: {', '.join(sorted(set(duplicates)))}.")
+        if "title" not in seen:
+            raise CsvHeaderError("The header has no 'title' column (columns: " + ", ".join(IMPORT_COLUMNS) + ").")
+        self.columns = {name: index for name, index in seen.items() if name in IMPORT_COLUMNS}
+        self.width = len(cells)
+
+    def __iter__(self) -> Iterator[ParsedRow | RowError]:
+        col = self.columns
+        width = self.width
+        max_rows = self.max_rows
+        ti = col["title"]
+        di = col.get("description")
+        si = col.get("status")
+        pi = col.get("priority")
+        ai = col.get("assignee")
+        li = col.get("labels")
+        names = {index: name for name, index in col.items()}
+        while True:
+            record = self._next_record()
+            if record is None:
+                return
+            self.total_rows += 1
+            if self.total_rows > max_rows:
+                raise ImportTooLarge(f"The file has more than {max_rows} rows.")
+            if isinstance(record, RowError):
+                yield record
+                continue
+            line, cells = record
+            if len(cells) != width:
+                if len(cells) < width:
+                    missing = ", ".join(names[i] for i in sorted(names) if i >= len(cells)) or "unnamed columns"
+                    message = f"The row has {len(cells)} cells, the header {width} (missing: {missing})."
+                else:
+                    message = f"The row has {len(cells)} cells, the header only {width} (extra cells)."
+                yield RowError(line, {"non_field_errors": [message]})
+                continue
+
+            errors: dict[str, list[str]] = {}
+            title = cells[ti]
+            if title and title[0] == "'":
+                title = unescape_cell(title)
+            title = title.strip()
+            if "\x00" in title:
+                errors["title"] = [NUL_ERROR]
+            elif not title:
+                errors["title"] = [BLANK_ERROR]
+            elif len(title) > MAX_TITLE:
+                errors["title"] = [f"Ensure this field has no more than {MAX_TITLE} characters."]
+
+            description = ""
+            if di is not None:
+                description = cells[di]
+                if description and description[0] == "'":
+                    description = unescape_cell(description)
+                if "\x00" in description:
+                    errors["description"] = [NUL_ERROR]
+                elif len(description) > MAX_DESCRIPTION:
+                    errors["description"] = [f"Ensure this field has no more than {MAX_DESCRIPTION} characters."]
+
+            status = Status.OPEN.value
+            if si is not None:
+                raw = cells[si].strip().lower()
+                if raw:
+                    if raw in STATUSES:
+                        status = raw
+                    else:
+                        errors["status"] = [_choice_error(cells[si], STATUSES)]
+
+            priority = Priority.MEDIUM.value
+            if pi is not None:
+                raw = cells[pi].strip().lower()
+                if raw:
+                    if raw in PRIORITIES:
+                        priority = raw
+                    else:
+                        errors["priority"] = [_choice_error(cells[pi], PRIORITIES)]
+
+            assignee = None
+            if ai is not None:
+                raw = cells[ai]
+                if raw and raw[0] == "'":
+                    raw = unescape_cell(raw)
+                raw = raw.strip()
+                if raw:
+                    if "\x00" in raw:
+                        errors["assignee"] = [NUL_ERROR]
+                    elif len(raw) > MAX_USERNAME:
+                        errors["assignee"] = ["Unknown user: no user has this id or username."]
+                    else:
+                        assignee = raw
+
+            labels: tuple[str, ...] = ()
+            if li is not None and cells[li]:
+                labels, label_error = _parse_labels(cells[li])
+                if label_error:
+                    errors["labels"] = [label_error]
+
+            if errors:
+                yield RowError(line, errors)
+            else:
+                yield ParsedRow(line, title, description, status, priority, assignee, labels)
+
+
+def _choice_error(value: str, choices: frozenset[str]) -> str:
+    shown = value.strip()[:50].replace("\x00", "\\0")
+    return f'"{shown}" is not a valid choice (one of: {", ".join(sorted(choices))}).'
+
+
+def _parse_labels(cell: str) -> tuple[tuple[str, ...], str | None]:
+    """Label names from ``a, b; c``: trimmed, empties dropped, duplicates (ignoring case) dropped."""
+    names: dict[str, str] = {}
+    if cell[0] == "'":
+        cell = unescape_cell(cell)
+    for part in cell.replace(";", ",").split(","):
+        name = part.strip()
+        if not name:
+            continue
+        if "\x00" in name:
+            return (), NUL_ERROR
+        if len(name) > MAX_LABEL:
+            return (), f"Label names are at most {MAX_LABEL} characters: {name[:MAX_LABEL]}…"
+        names.setdefault(name.lower(), name)
+    if len(names) > MAX_LABELS_PER_ISSUE:
+        return (), f"At most {MAX_LABELS_PER_ISSUE} labels per issue."
+    return tuple(names.values()), None
+
+
+# --- export -------------------------------------------------------------------------------------------
+
+
+class _Echo:
+    """A file-like object whose ``write`` returns what it is given, for csv.writer."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _iso(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def export_row(issue: Any) -> list[str]:
+    """The cells of one issue, annotated with ``assignee_name`` and ``reporter_name`` (usernames)."""
+    esc = escape_cell
+    return [
+        str(issue.pk),
+        esc(issue.title),
+        esc(issue.description),
+        issue.status,
+        issue.priority,
+        esc(issue.assignee_name or ""),
+        esc(",".join(label.name for label in issue.labels.all())),
+        esc(issue.reporter_name or ""),
+        str(issue.version),
+        _iso(issue.created_at),
+        _iso(issue.updated_at),
+        _iso(issue.resolved_at),
+    ]
+
+
+def export_chunks(issues: Iterable[Any], *, rows_per_chunk: int = 500) -> Iterator[bytes]:
+    """CSV bytes (UTF-8, CRLF line ends, header first) for ``issues``, in chunks of ``rows_per_chunk`` rows."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS).encode("utf-8")
+    buffer: list[str] = []
+    for issue in issues:
+        buffer.append(writer.writerow(export_row(issue)))
+        if len(buffer) >= rows_per_chunk:
+            yield "".join(buffer).encode("utf-8")
+            buffer.clear()
+    if buffer:
+        yield "".join(buffer).encode("utf-8")
+
+
+EXPORT_CHUNK_ROWS = 2_000
+
+
+def export_issues(queryset: QuerySet) -> Iterator[bytes]:
+    """CSV of the issues of ``queryset`` (which prefetches ``labels``), read ``EXPORT_CHUNK_ROWS`` at a time:
+    one query for the issues of each chunk (usernames joined in) and one for their labels."""
+    issues = queryset.annotate(assignee_name=F("assignee__username"), reporter_name=F("reporter__username"))
+    return export_chunks(issues.iterator(chunk_size=EXPORT_CHUNK_ROWS))
