@@ -56,7 +56,9 @@ def test_lone_surrogate_in_title_is_400(member_client):
     assert_no_writes()
 
 
-@pytest.mark.parametrize("param", ["q", "status", "label", "assignee", "ordering", "created_after", "page", "page_size"])
+@pytest.mark.parametrize(
+    "param", ["q", "status", "label", "assignee", "ordering", "created_after", "page", "page_size"]
+)
 def test_nul_byte_in_query_parameter(member_client, param):
     response = member_client.get("/api/issues", {param: "a\x00b"})
     if param == "page_size":  # a bad page_size is clamped, by contract

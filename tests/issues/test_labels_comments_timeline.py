@@ -127,9 +127,7 @@ def test_users_listing_and_search(viewer_client):
     UserFactory(username="alice", first_name="Alice", last_name="Liddell")
     UserFactory(username="bob", first_name="Bob", last_name="Builder")
     body = viewer_client.get("/api/users", {"search": "lidd"}).json()
-    assert body["results"] == [
-        {"id": body["results"][0]["id"], "username": "alice", "full_name": "Alice Liddell"}
-    ]
+    assert body["results"] == [{"id": body["results"][0]["id"], "username": "alice", "full_name": "Alice Liddell"}]
     assert viewer_client.get("/api/users").json()["count"] == 3  # alice, bob and the viewer
 
 

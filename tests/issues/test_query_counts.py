@@ -8,10 +8,10 @@ from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, Lab
 
 pytestmark = pytest.mark.django_db
 
-# auth token + user permissions + group permissions, then the view's own queries
-LIST_QUERIES = 3 + 3  # COUNT, page of issues, labels of the page (one prefetch)
-DETAIL_QUERIES = 3 + 3  # issue with comment_count subquery, its labels, first 100 comments with authors
-TIMELINE_QUERIES = 3 + 3  # issue exists, COUNT, page of events with actors
+# auth token with its user, the user's permissions (one query), then the view's own queries
+LIST_QUERIES = 2 + 3  # COUNT, page of issues, labels of the page (one prefetch)
+DETAIL_QUERIES = 2 + 3  # issue with comment_count subquery, its labels, first 100 comments with authors
+TIMELINE_QUERIES = 2 + 3  # issue exists, COUNT, page of events with actors
 
 
 def count_queries(client, path: str, **params) -> int:

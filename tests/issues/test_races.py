@@ -13,11 +13,11 @@ from tests.factories import IssueFactory, UserFactory
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def released_together(n: int, call):  # noqa: ANN001
+def released_together(n: int, call):
     """Run ``call(i)`` in ``n`` threads that start at the same instant; return the results in order."""
     barrier = threading.Barrier(n)
 
-    def run(i: int):  # noqa: ANN202
+    def run(i: int):
         barrier.wait()
         return call(i)
 
@@ -26,7 +26,7 @@ def released_together(n: int, call):  # noqa: ANN001
 
 
 @pytest.fixture
-def auth_header(db) -> dict:  # noqa: ANN001
+def auth_header(db) -> dict:
     user = UserFactory(username="racer", role="member")
     return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
 

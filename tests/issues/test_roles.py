@@ -102,7 +102,9 @@ def test_public_endpoints(anon_client, path):
 
 def test_token_endpoint(anon_client):
     user = UserFactory(username="carol", password="a-long-password-1")
-    response = anon_client.post("/api/auth/token", {"username": "carol", "password": "a-long-password-1"}, format="json")
+    response = anon_client.post(
+        "/api/auth/token", {"username": "carol", "password": "a-long-password-1"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json() == {"token": Token.objects.get(user=user).key}
     bad = anon_client.post("/api/auth/token", {"username": "carol", "password": "wrong"}, format="json")
