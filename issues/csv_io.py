@@ -202,8 +202,9 @@ class ImportParser:
         self.width = 0
         self.total_rows = 0
 
-    def _next_record(self) -> tuple[int, list[str]] | RowError | None:
-        """The next non-blank record and its first line, a RowError for one csv cannot parse, or None at EOF."""
+    def _next_record(self) -> tuple[int, int, list[str]] | RowError | None:
+        """The next non-blank record with its first and last line, a RowError for one csv cannot parse,
+        or None at EOF."""
         lines = self._lines
         while True:
             lines.start_record()
@@ -213,11 +214,13 @@ class ImportParser:
                 return None
             except csv.Error as exc:
                 line = lines.replay_after_first()
+                # A fresh generator and reader: the old generator may have ended (a quote open at EOF).
+                self._iter_lines = iter(lines)
                 self._reader = csv.reader(self._iter_lines, strict=True)
                 message = "Unterminated quoted field." if "end of data" in str(exc) else f"Malformed CSV: {exc}."
                 return RowError(line, {"non_field_errors": [message]})
             if cells:
-                return lines.record[0][0], cells
+                return lines.record[0][0], lines.record[-1][0], cells
 
     def read_header(self) -> None:
         record = self._next_record()
@@ -225,7 +228,7 @@ class ImportParser:
             raise CsvHeaderError("The file is empty; a header row naming the columns is required.")
         if isinstance(record, RowError):
             raise CsvHeaderError(f"The header row (line {record.line}) is not valid CSV.")
-        _, cells = record
+        cells = record[2]
         seen: dict[str, int] = {}
         duplicates: list[str] = []
         for index, cell in enumerate(cells):
@@ -266,13 +269,15 @@ class ImportParser:
             if isinstance(record, RowError):
                 yield record
                 continue
-            line, cells = record
+            line, last_line, cells = record
             if len(cells) != width:
                 if len(cells) < width:
                     missing = ", ".join(names[i] for i in sorted(names) if i >= len(cells)) or "unnamed columns"
                     message = f"The row has {len(cells)} cells, the header {width} (missing: {missing})."
                 else:
                     message = f"The row has {len(cells)} cells, the header only {width} (extra cells)."
+                if last_line != line:
+                    message += f" It spans lines {line}-{last_line}: is a quoted field left open?"
                 yield RowError(line, {"non_field_errors": [message]})
                 continue
 

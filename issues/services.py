@@ -370,7 +370,7 @@ def issue_import_csv(
     actor: User,
     chunks: Iterable[bytes],
     dry_run: bool = False,
-    batch_size: int = IMPORT_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> ImportResult:
     """Create issues from a CSV upload given as byte chunks (streamed: one batch in memory at a time).
 
@@ -381,6 +381,7 @@ def issue_import_csv(
     ``csv_io.CsvHeaderError`` (a 400) and ``csv_io.ImportTooLarge`` (a 413); everything is rolled back
     then. ``dry_run`` does all of it and rolls back, so it answers exactly what a real import would.
     """
+    batch_size = batch_size or IMPORT_BATCH_SIZE
     parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
     result = ImportResult()
     with transaction.atomic():
