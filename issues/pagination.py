@@ -1,4 +1,9 @@
-"""Page-number pagination: ``page`` (1-based) and ``page_size`` (default 20, clamped to 1..100)."""
+"""Pagination of lists.
+
+- Page numbers (default): ``page`` (1-based) and ``page_size`` (default 20, clamped to 1..100), with ``count``.
+- Keyset (``?pagination=keyset``, as in GitLab's API): opaque ``cursor`` links, newest first, no ``count``.
+  Its cost does not grow with the table, because it needs no ``COUNT(*)`` and no ``OFFSET``.
+"""
 
 from rest_framework import pagination
 
@@ -7,3 +12,16 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        """The documented list shape; ``count`` is absent only in keyset mode (``?pagination=keyset``)."""
+        response = super().get_paginated_response_schema(schema)
+        response["required"] = [name for name in response.get("required", []) if name != "count"]
+        return response
+
+
+class KeysetPagination(pagination.CursorPagination):
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    ordering = ("-created_at", "-id")

@@ -25,6 +25,7 @@ from . import csv_io, selectors, services
 from .exceptions import VersionConflict
 from .filters import IssueFilterSet
 from .models import MAX_ID, Issue, Label
+from .pagination import KeysetPagination, PageNumberPagination
 from .serializers import (
     AuthTokenInputSerializer,
     CommentInputSerializer,
@@ -214,7 +215,32 @@ class IssueViewSet(viewsets.GenericViewSet):
         issue = selectors.issue_get(issue_id=issue_id)
         return Response(IssueSerializer(issue).data, status=http_status, headers={"ETag": etag_of(issue), **headers})
 
+    @property
+    def paginator(self) -> Any:
+        """Page numbers by default; keyset pagination for the list with ``?pagination=keyset``."""
+        if not hasattr(self, "_paginator"):
+            mode = self.request.query_params.get("pagination", "page") if self.action == "list" else "page"
+            self._paginator = KeysetPagination() if mode == "keyset" else PageNumberPagination()
+        return self._paginator
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "pagination",
+                str,
+                enum=["page", "keyset"],
+                required=False,
+                description="`keyset`: cursor links, newest first, no `count` (constant cost on large tables).",
+            ),
+            OpenApiParameter("cursor", str, required=False, description="With `pagination=keyset`."),
+        ]
+    )
     def list(self, request: Request) -> Response:
+        mode = request.query_params.get("pagination", "page")
+        if mode not in ("page", "keyset"):
+            raise ValidationError({"pagination": ["Use 'page' or 'keyset'."]})
+        if mode == "keyset" and "ordering" in request.query_params:
+            raise ValidationError({"ordering": ["Keyset pagination lists newest first; omit 'ordering'."]})
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)

@@ -281,3 +281,26 @@ def test_delete_issue_is_not_offered(maintainer_client):
     issue = IssueFactory()
     assert maintainer_client.delete(f"/api/issues/{issue.pk}").status_code == 405
     assert Issue.objects.filter(pk=issue.pk).exists()
+
+
+def test_keyset_pagination_walks_every_issue_once(member_client, django_assert_num_queries):
+    now = timezone.now()
+    same_instant = now - timedelta(hours=1)
+    ids = [IssueFactory(created_at=now - timedelta(minutes=i)).pk for i in range(5)]
+    ids += [IssueFactory(created_at=same_instant).pk for _ in range(4)]  # ties broken by id
+    ids[5:] = sorted(ids[5:], reverse=True)
+    seen, url = [], "/api/issues?pagination=keyset&page_size=2"
+    while url:
+        body = member_client.get(url).json()
+        assert "count" not in body
+        seen += [row["id"] for row in body["results"]]
+        url = body["next"]
+    assert seen == ids
+    with django_assert_num_queries(2 + 2):  # auth + permissions, then the page and its labels: no COUNT
+        member_client.get("/api/issues", {"pagination": "keyset", "status": "open"})
+
+
+def test_keyset_pagination_rejects_bad_parameters(member_client):
+    assert "pagination" in member_client.get("/api/issues", {"pagination": "offset"}).json()
+    assert "ordering" in member_client.get("/api/issues", {"pagination": "keyset", "ordering": "id"}).json()
+    assert member_client.get("/api/issues", {"pagination": "keyset", "cursor": "garbage"}).status_code == 404
