@@ -96,6 +96,21 @@ class IssueCreateInputSerializer(StrictInputSerializer):
     assignee = UserIdField(queryset=User.objects.all(), allow_null=True, required=False, html_cutoff=50)
     labels = serializers.ListField(child=LabelNameField(), max_length=MAX_LABELS_PER_ISSUE, required=False)
 
+    def to_representation(self, instance: Any) -> dict:
+        """The writable state of an issue (the browsable API pre-fills its forms with it, version included)."""
+        if not isinstance(instance, Issue):
+            return super().to_representation(instance)
+        state = {
+            "title": instance.title,
+            "description": instance.description,
+            "status": instance.status,
+            "priority": instance.priority,
+            "assignee": instance.assignee_id,
+            "labels": [label.name for label in instance.labels.all()],
+            "version": instance.version,
+        }
+        return {name: value for name, value in state.items() if name in self.fields}
+
 
 class IssueUpdateInputSerializer(IssueCreateInputSerializer):
     """PATCH body: any of the create fields, plus ``version`` (required unless ``If-Match`` is sent)."""
