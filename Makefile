@@ -38,5 +38,21 @@ lint: install
 	DJANGO_DEBUG=1 $(PY) manage.py check
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
+# Benchmarks against PostgreSQL (BENCH_PG, default postgres://postgres@127.0.0.1:5432; creates bench_10k,
+# bench_100k, bench_1m) with gunicorn and wrk (apt-get installs wrk if missing). See bench/README.md.
+# `make bench`: 10k and 100k issues, < 5 minutes, into bench/results/quick/; `make bench-full` adds 1M, into bench/results/.
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cksum bench/requirements.txt | cut -d' ' -f1)
+
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	rm -f $(VENV)/.bench-installed-*
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.run --mode quick $(BENCH_ARGS)
+
+bench-full: $(BENCH_STAMP)
+	$(PY) -m bench.run --mode full $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache

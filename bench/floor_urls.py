@@ -1,0 +1,67 @@
+"""The product's URLs plus three floors, served through the same gunicorn and middleware as the product.
+
+- ``/bench/floor/bytes``: a bare Django view returning fixed bytes (the cost of the stack itself).
+- ``/bench/floor/one-row?id=N``: one query (one issue by primary key, ``values()``) and a JsonResponse.
+- ``/bench/floor/list``: a hand-written list: the same COUNT as the product's list plus one ``values()``
+  query for the first page (newest first), in the product's list shape, as a JsonResponse.
+
+The floors have no authentication, permissions, serializers or prefetching: they are the least work
+that can answer the same question, so "product / floor" is the price of everything the product adds.
+"""
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import include, path
+
+from issues.models import Issue
+
+FIELDS = (
+    "id",
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee_id",
+    "reporter_id",
+    "version",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+)
+PAGE_SIZE = 20
+FIXED = b'{"status": "ok"}'
+
+
+def floor_bytes(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(FIXED, content_type="application/json")
+
+
+def floor_one_row(request: HttpRequest) -> JsonResponse:
+    try:
+        issue_id = int(request.GET.get("id", "1"))
+    except ValueError as exc:
+        raise Http404 from exc
+    row = Issue.objects.filter(pk=issue_id).values(*FIELDS).first()
+    if row is None:
+        raise Http404
+    return JsonResponse(row)
+
+
+def floor_list(request: HttpRequest) -> JsonResponse:
+    issues = Issue.objects.order_by("-created_at", "-id")
+    count = issues.count()
+    rows = list(issues.values(*FIELDS)[:PAGE_SIZE])
+    nxt = request.build_absolute_uri("/bench/floor/list?page=2") if count > PAGE_SIZE else None
+    return JsonResponse({"count": count, "next": nxt, "previous": None, "results": rows})
+
+
+urlpatterns = [
+    path("bench/floor/bytes", floor_bytes),
+    path("bench/floor/one-row", floor_one_row),
+    path("bench/floor/list", floor_list),
+    path("", include("issue_tracker.urls")),
+]
+
+# The product's JSON error handlers apply here too.
+handler400 = "issue_tracker.urls.handler400"
+handler404 = "issue_tracker.urls.handler404"
+handler500 = "issue_tracker.urls.handler500"
