@@ -234,6 +234,7 @@ class Command(BaseCommand):
             cursor = _Timed(cursor, self.stdout if self.verbosity >= 2 else None)
             cursor.execute("SET LOCAL synchronous_commit = off")
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            cursor.execute("SET LOCAL work_mem = '64MB'")
             # Bulk-load habits: a superuser skips the per-row foreign-key triggers (every id written here
             # comes from the rows just read or inserted), and a big load rebuilds the secondary indexes
             # once instead of maintaining them row by row. Both are undone before the transaction ends.
@@ -338,7 +339,6 @@ class Command(BaseCommand):
                     (3, 'status_changed', 'resolved', 'closed', i.updated_at)
                 ) AS e(step, type, f, t, ts)
                 WHERE i.id > %(offset)s AND e.step <= i.version - 1
-                ORDER BY i.id, e.step
                 """,
                 params,
             )
@@ -358,7 +358,6 @@ class Command(BaseCommand):
                     FROM "{issue_t}" i
                     CROSS JOIN LATERAL generate_series(1, pg_temp.ncomments(i.id)) AS k
                     WHERE i.id > %(offset)s
-                    ORDER BY i.id, k
                     RETURNING id, issue_id, author_id, body, created_at
                 )
                 INSERT INTO "{event_t}" (issue_id, type, timestamp, actor_id, source, details)
