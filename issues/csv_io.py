@@ -25,6 +25,7 @@ import csv
 from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 from django.db.models import F, QuerySet
@@ -56,6 +57,8 @@ MAX_USERNAME = 150
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 STATUSES = frozenset(Status.values)
 PRIORITIES = frozenset(Priority.values)
+DEFAULT_STATUS = Status.OPEN.value  # plain str: enum attribute access is slow in the per-row loop
+DEFAULT_PRIORITY = Priority.MEDIUM.value
 
 NUL_ERROR = "Null characters are not allowed."
 BLANK_ERROR = "This field may not be blank."
@@ -123,67 +126,59 @@ def unescape_cell(value: str) -> str:
 # --- import -------------------------------------------------------------------------------------------
 
 
-def _split_lines(chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes]:
-    """Physical lines (ending kept) of a byte stream; raises ImportTooLarge past ``max_bytes``."""
-    total = 0
-    tail = b""
-    for chunk in chunks:
-        if not chunk:
-            continue
-        total += len(chunk)
-        if total > max_bytes:
-            raise ImportTooLarge(f"The file is larger than the limit of {max_bytes} bytes.")
-        data = tail + chunk if tail else chunk
-        lines = data.splitlines(keepends=True)
-        last = lines[-1]
-        # The last piece is complete only if it ends a line, and a CR may be the first half of CRLF.
-        tail = b"" if last.endswith(b"\n") else lines.pop()
-        yield from lines
-    if tail:
-        yield tail
-
-
-class _Lines:
-    """Decoded lines for csv.reader, remembering the lines of the record being read so that a broken
-    record can be reported at its first line and the lines after it read again."""
+class _LineSource:
+    """The physical lines of a byte stream for csv.reader, decoded as strict UTF-8 by ``map`` (no Python
+    frame per line). Lines are split on LF, CRLF or CR, on bytes, in blocks of complete lines; the blocks
+    that hold the record being read are kept, so a record csv cannot parse can be read again from the line
+    after its first one. Raises ImportTooLarge past ``max_bytes``."""
 
     def __init__(self, chunks: Iterable[bytes], max_bytes: int) -> None:
-        self._raw = _split_lines(chunks, max_bytes)
-        self._replay: deque[tuple[int, str]] = deque()
-        self.record: list[tuple[int, str]] = []
-        self.line = 0  # last physical line read from the stream
+        self._chunks = chunks
+        self._max_bytes = max_bytes
+        self._window: deque[tuple[int, list[bytes]]] = deque()  # (first line number, lines)
+        self.record_start = 1  # blocks ending before this line are no longer needed
+        self.stream = chain.from_iterable(self._blocks())
 
-    def __iter__(self) -> Iterator[str]:
-        record = self.record
-        replay = self._replay
-        raw_lines = self._raw
-        while True:
-            while replay:
-                item = replay.popleft()
-                record.append(item)
-                yield item[1]
-            raw = next(raw_lines, None)
-            if raw is None:
-                return
-            self.line += 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise CsvDecodeError(self.line) from None
-            if self.line == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            record.append((self.line, text))
-            yield text
+    def _blocks(self) -> Iterator[list[bytes]]:
+        total = 0
+        tail = b""
+        next_line = 1
+        window = self._window
+        for chunk in self._chunks:
+            if not chunk:
+                continue
+            total += len(chunk)
+            if total > self._max_bytes:
+                raise ImportTooLarge(f"The file is larger than the limit of {self._max_bytes} bytes.")
+            lines = (tail + chunk if tail else chunk).splitlines(keepends=True)
+            # The last piece is complete only if it ends with LF (a final CR may be the first half of CRLF).
+            tail = b"" if lines[-1].endswith(b"\n") else lines.pop()
+            if lines:
+                next_line = self._keep(window, next_line, lines)
+                yield lines
+        if tail:
+            self._keep(window, next_line, [tail])
+            yield [tail]
 
-    def start_record(self) -> None:
-        self.record.clear()
+    def _keep(self, window: deque, first: int, lines: list[bytes]) -> int:
+        if first == 1 and lines[0].startswith(b"\xef\xbb\xbf"):
+            lines[0] = lines[0][3:]
+        while window and window[0][0] + len(window[0][1]) <= self.record_start:
+            window.popleft()
+        window.append((first, lines))
+        return first + len(lines)
 
-    def replay_after_first(self) -> int:
-        """Queue the current record's lines but its first for reading again; return its first line."""
-        first = self.record[0][0] if self.record else self.line
-        self._replay.extend(self.record[1:])
-        self.record.clear()
-        return first
+    def lines_between(self, first: int, last: int) -> list[bytes]:
+        """The raw lines numbered ``first`` to ``last`` (inclusive), from the kept blocks."""
+        found: list[bytes] = []
+        for start, lines in self._window:
+            low, high = max(first, start), min(last, start + len(lines) - 1)
+            if low <= high:
+                found.extend(lines[low - start : high - start + 1])
+        return found
+
+    def reader(self, replay: list[bytes]) -> "Any":
+        return csv.reader(map(bytes.decode, chain(replay, self.stream)), strict=True)
 
 
 class ImportParser:
@@ -193,9 +188,9 @@ class ImportParser:
         # A single field may legitimately be as big as the file (and is then reported as too long).
         if csv.field_size_limit() < max_bytes + 1:
             csv.field_size_limit(max_bytes + 1)
-        self._lines = _Lines(chunks, max_bytes)
-        self._iter_lines = iter(self._lines)
-        self._reader = csv.reader(self._iter_lines, strict=True)
+        self._source = _LineSource(chunks, max_bytes)
+        self._reader = self._source.reader([])
+        self._base = 0  # line number of the line before the first line of the current reader
         self.max_rows = max_rows
         self.columns: dict[str, int] = {}
         self.ignored_columns: list[str] = []
@@ -204,23 +199,27 @@ class ImportParser:
 
     def _next_record(self) -> tuple[int, int, list[str]] | RowError | None:
         """The next non-blank record with its first and last line, a RowError for one csv cannot parse,
-        or None at EOF."""
-        lines = self._lines
+        or None at EOF. Raises CsvDecodeError for a line that is not UTF-8."""
+        source = self._source
         while True:
-            lines.start_record()
+            reader = self._reader
+            start = self._base + reader.line_num + 1
+            source.record_start = start
             try:
-                cells = next(self._reader)
+                cells = next(reader)
             except StopIteration:
                 return None
+            except UnicodeDecodeError:
+                raise CsvDecodeError(self._base + reader.line_num + 1) from None
             except csv.Error as exc:
-                line = lines.replay_after_first()
-                # A fresh generator and reader: the old generator may have ended (a quote open at EOF).
-                self._iter_lines = iter(lines)
-                self._reader = csv.reader(self._iter_lines, strict=True)
+                # Report the record at its first line; read the lines after that one again, with a fresh reader.
+                end = self._base + reader.line_num
+                self._reader = source.reader(source.lines_between(start + 1, end))
+                self._base = start
                 message = "Unterminated quoted field." if "end of data" in str(exc) else f"Malformed CSV: {exc}."
-                return RowError(line, {"non_field_errors": [message]})
+                return RowError(start, {"non_field_errors": [message]})
             if cells:
-                return lines.record[0][0], lines.record[-1][0], cells
+                return start, self._base + reader.line_num, cells
 
     def read_header(self) -> None:
         record = self._next_record()
@@ -303,7 +302,7 @@ class ImportParser:
                 elif len(description) > MAX_DESCRIPTION:
                     errors["description"] = [f"Ensure this field has no more than {MAX_DESCRIPTION} characters."]
 
-            status = Status.OPEN.value
+            status = DEFAULT_STATUS
             if si is not None:
                 raw = cells[si].strip().lower()
                 if raw:
@@ -312,7 +311,7 @@ class ImportParser:
                     else:
                         errors["status"] = [_choice_error(cells[si], STATUSES)]
 
-            priority = Priority.MEDIUM.value
+            priority = DEFAULT_PRIORITY
             if pi is not None:
                 raw = cells[pi].strip().lower()
                 if raw:
@@ -354,18 +353,18 @@ def _choice_error(value: str, choices: frozenset[str]) -> str:
 
 def _parse_labels(cell: str) -> tuple[tuple[str, ...], str | None]:
     """Label names from ``a, b; c``: trimmed, empties dropped, duplicates (ignoring case) dropped."""
-    names: dict[str, str] = {}
     if cell[0] == "'":
         cell = unescape_cell(cell)
-    for part in cell.replace(";", ",").split(","):
+    if "\x00" in cell:
+        return (), NUL_ERROR
+    names: dict[str, str] = {}
+    for part in cell.replace(";", ",").split(",") if ";" in cell else cell.split(","):
         name = part.strip()
-        if not name:
-            continue
-        if "\x00" in name:
-            return (), NUL_ERROR
+        if name:
+            names.setdefault(name.lower(), name)
+    for name in names.values():
         if len(name) > MAX_LABEL:
             return (), f"Label names are at most {MAX_LABEL} characters: {name[:MAX_LABEL]}…"
-        names.setdefault(name.lower(), name)
     if len(names) > MAX_LABELS_PER_ISSUE:
         return (), f"At most {MAX_LABELS_PER_ISSUE} labels per issue."
     return tuple(names.values()), None

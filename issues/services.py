@@ -405,6 +405,17 @@ def issue_import_csv(
     return result
 
 
+NULL = "\\N"  # NULL in PostgreSQL's COPY text format
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """``value`` escaped for COPY's text format (backslash, tab, newline, carriage return)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
 class _ImportWriter:
     """Writes validated CSV rows batch by batch: PostgreSQL COPY (ids drawn from the sequence up front),
     or bulk_create elsewhere; the row-by-row fallback uses bulk_create with one row."""
@@ -505,7 +516,7 @@ class _ImportWriter:
         """Three COPY statements (issues, label links, events) plus one query for the ids."""
         qn = connection.ops.quote_name
         now = self.now.isoformat()
-        actor_id = self.actor_id
+        actor = str(self.actor_id) if self.actor_id is not None else NULL
         user_ids = self.user_ids
         done = {status.value for status in DONE_STATUSES}
         issue_columns = (
@@ -521,42 +532,31 @@ class _ImportWriter:
             ids = [pk for (pk,) in cursor.fetchall()]
             raw = cursor.cursor
             with connection.wrap_database_errors:
+                # COPY text built here (escaping only the fields that need it) and written in one piece per
+                # table: much cheaper than one write_row call per row.
+                text = _copy_text
+                lines = []
+                for pk, row in zip(ids, rows, strict=True):
+                    assignee = str(user_ids[row.assignee]) if row.assignee is not None else NULL
+                    resolved = now if row.status in done else NULL
+                    lines.append(
+                        f"{pk}\t{text(row.title)}\t{text(row.description)}\t{row.status}\t{row.priority}\t"
+                        f"{assignee}\t{actor}\t1\t{now}\t{now}\t{resolved}\n"
+                    )
                 with raw.copy(issue_sql) as copy:
-                    write = copy.write_row
-                    for pk, row in zip(ids, rows, strict=True):
-                        assignee = user_ids[row.assignee] if row.assignee is not None else None
-                        resolved = now if row.status in done else None
-                        write(
-                            (
-                                pk,
-                                row.title,
-                                row.description,
-                                row.status,
-                                row.priority,
-                                assignee,
-                                actor_id,
-                                1,
-                                now,
-                                now,
-                                resolved,
-                            )
-                        )
+                    copy.write("".join(lines))
                 links = [
-                    (pk, label_id)
+                    f"{pk}\t{label_id}\n"
                     for pk, row in zip(ids, rows, strict=True)
                     if row.labels
                     for label_id in self._row_label_ids(row)
                 ]
                 if links:
                     with raw.copy(link_sql) as copy:
-                        write = copy.write_row
-                        for link in links:
-                            write(link)
-                created, source = EventType.CREATED.value, Source.IMPORT.value
+                        copy.write("".join(links))
+                event_tail = f"\t{EventType.CREATED.value}\t{now}\t{actor}\t{Source.IMPORT.value}\t{{}}\n"
                 with raw.copy(event_sql) as copy:
-                    write = copy.write_row
-                    for pk in ids:
-                        write((pk, created, now, actor_id, source, "{}"))
+                    copy.write("".join(f"{pk}{event_tail}" for pk in ids))
 
     def _insert_orm(self, rows: list[csv_io.ParsedRow]) -> None:
         """bulk_create of the issues (ids returned), then of their label links and events."""
