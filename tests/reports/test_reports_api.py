@@ -55,6 +55,10 @@ def test_writes_are_405(member_client, report):
         ("top-assignees", {"until": "9999-12-31"}, "until"),  # the end of that day is past year 9999
         ("top-assignees", {"until": "9999-12-31T23:00:00-05:00"}, "until"),
         ("top-assignees", {"since": "2026-03-02", "until": "2026-03-01"}, "until"),
+        ("top-assignees", {"since": "2026-03-02T10:00:00+25:00"}, "since"),
+        ("top-assignees", {"since": "0000-01-01"}, "since"),
+        ("top-assignees", {"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ("top-assignees", {"since": "2026-03-02" + " " * 200}, "since"),
         ("latency", {"assignee": "bob"}, "assignee"),
         ("latency", {"assignee": "0"}, "assignee"),
         ("latency", {"assignee": str(2**63)}, "assignee"),
