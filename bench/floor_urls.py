@@ -4,6 +4,8 @@
 - ``/bench/floor/one-row?id=N``: one query (one issue by primary key, ``values()``) and a JsonResponse.
 - ``/bench/floor/list``: a hand-written list: the same COUNT as the product's list plus one ``values()``
   query for the first page (newest first), in the product's list shape, as a JsonResponse.
+- ``/bench/floor/list-nocount``: the same without the COUNT (``count`` is null): not a floor the product is
+  judged against, but it shows what page-number pagination's COUNT costs at each table size.
 
 The floors have no authentication, permissions, serializers or prefetching: they are the least work
 that can answer the same question, so "product / floor" is the price of everything the product adds.
@@ -54,10 +56,17 @@ def floor_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"count": count, "next": nxt, "previous": None, "results": rows})
 
 
+def floor_list_nocount(request: HttpRequest) -> JsonResponse:
+    rows = list(Issue.objects.order_by("-created_at", "-id").values(*FIELDS)[: PAGE_SIZE + 1])
+    nxt = request.build_absolute_uri("/bench/floor/list-nocount?page=2") if len(rows) > PAGE_SIZE else None
+    return JsonResponse({"count": None, "next": nxt, "previous": None, "results": rows[:PAGE_SIZE]})
+
+
 urlpatterns = [
     path("bench/floor/bytes", floor_bytes),
     path("bench/floor/one-row", floor_one_row),
     path("bench/floor/list", floor_list),
+    path("bench/floor/list-nocount", floor_list_nocount),
     path("", include("issue_tracker.urls")),
 ]
 

@@ -243,6 +243,7 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
         ("floor_bytes", "/bench/floor/bytes", "get", "", None),
         ("floor_one_row", "/bench/floor/one-row?id={id}", "get", read_ids, None),
         ("floor_list", "/bench/floor/list", "get", "", None),
+        ("floor_list_nocount", "/bench/floor/list-nocount", "get", "", None),
         ("list_first_page", "/api/issues", "get", "", "floor_list"),
         ("list_status", "/api/issues?status=open", "get", "", "floor_list"),
         ("list_assignee", f"/api/issues?assignee={top_assignee}", "get", "", "floor_list"),
@@ -445,6 +446,7 @@ ENDPOINT_ORDER = [
     "floor_bytes",
     "floor_one_row",
     "floor_list",
+    "floor_list_nocount",
     "list_first_page",
     "list_status",
     "list_assignee",
@@ -536,7 +538,9 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
             cells += [
                 f"{endpoint['rps']:.0f}{bad}",
                 f"{endpoint['p50_ms']:.1f} / {endpoint['p99_ms']:.1f}",
-                f"{r:.2f}× {endpoint['floor'].removeprefix('floor_')}" if r is not None else "(floor)",
+                f"{r:.2f}× {endpoint['floor'].removeprefix('floor_')}"
+                if r is not None
+                else ("(reference: no COUNT)" if name == "floor_list_nocount" else "(floor)"),
             ]
         if present:
             path = next(s["endpoints"][name] for s in results["sizes"].values() if name in s["endpoints"])
@@ -577,6 +581,23 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
     text = "\n".join(lines) + "\n"
     (out / "results.md").write_text(text)
     return text
+
+
+README_TABLE = ("<!-- bench:table -->", "<!-- /bench:table -->")
+
+
+def update_readme(table: str) -> None:
+    """Put the table of a full run into the README, between the bench:table markers of its Benchmarks section."""
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = README_TABLE
+    if start not in text or end not in text:
+        log("README.md has no bench:table markers: table not copied")
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table}{end}{tail}")
+    log("copied the table into README.md")
 
 
 def write_plot(results: dict[str, Any], out: Path) -> None:
@@ -647,7 +668,10 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     results["total_seconds"] = round(time.monotonic() - started, 1)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(write_markdown(results, out))
+    table = write_markdown(results, out)
+    print(table)
+    if args.mode == "full" and args.out is None and args.sizes is None and args.only is None:
+        update_readme(table)
     try:
         write_plot(results, out)
         log(
