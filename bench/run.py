@@ -203,6 +203,59 @@ def sample_ids(db: str, n: int, where: str = "TRUE") -> str:
     return ",".join(f"{i}:{v}" for i, v in rows)
 
 
+# Frames every request passes through (process, server, middleware, dispatch): not informative in a top list.
+WRAPPER_FRAMES = (
+    "process ",
+    "gunicorn/",
+    "<module>",
+    "django/core/handlers/",
+    "django/utils/deprecation.py",
+    "whitenoise/middleware.py",
+    "issue_tracker/middleware.py",
+    "rest_framework/viewsets.py",
+    "csrf_exempt",
+    "APIView.dispatch",
+)
+
+
+def start_py_spy(server: "Server", args: argparse.Namespace, label: str, name: str) -> tuple | None:
+    """py-spy on both gunicorn workers during the measured run of an endpoint named in ``--profile``."""
+    if not args.profile or name not in args.profile:
+        return None
+    spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+    folder = ROOT / "bench" / "results" / "tmp" / "profiles"  # large collapsed stacks, not committed
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{label}-{name}.txt"
+    cmd = [spy, "record", "--pid", str(server.proc.pid), "--subprocesses", "--idle", "--nolineno"]
+    cmd += ["--rate", "200", "--format", "raw", "--duration", str(args.duration), "--output", str(path)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
+
+
+def finish_py_spy(proc: subprocess.Popen, path: Path) -> dict[str, Any]:
+    """The frames with the largest inclusive share of the samples (collapsed stacks), busy workers only."""
+    proc.wait(timeout=120)
+    totals: dict[str, int] = {}
+    samples = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or "wait (gunicorn/arbiter.py)" in stack or "sleep (gunicorn" in stack:
+            continue  # the master, and workers waiting for a connection, are not request time
+        if "handle_request (gunicorn" not in stack:
+            continue
+        samples += int(count)
+        for frame in set(stack.split(";")):
+            totals[frame] = totals.get(frame, 0) + int(count)
+    top = sorted(totals.items(), key=lambda item: -item[1])
+    interesting = [(frame, n) for frame, n in top if not any(skip in frame for skip in WRAPPER_FRAMES)][:25]
+    return {
+        "file": str(path.relative_to(ROOT)),
+        "samples_in_requests": samples,
+        "top_inclusive": [{"frame": frame, "share": round(n / samples, 3)} for frame, n in interesting]
+        if samples
+        else [],
+    }
+
+
 def check_path(base: str, path: str, token: str, method: str = "GET") -> int:
     headers = {"Authorization": f"Token {token}"} if token else {}
     return requests.request(method, base + path, headers=headers, timeout=60, stream=True).status_code
@@ -275,11 +328,14 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
                 wrk, server.base, path=path, mode=mode, token=token, ids=warm_ids, duration=1,
                 connections=args.connections,
             )  # fmt: skip
+            spy = start_py_spy(server, args, label, name)
             figures = run_wrk(
                 wrk, server.base, path=path, mode=mode, token=token, ids=ids, duration=args.duration,
                 connections=args.connections,
             )  # fmt: skip
             figures.update({"path": path, "method": {"get": "GET", "patch": "PATCH", "comment": "POST"}[mode]})
+            if spy is not None:
+                figures["profile"] = finish_py_spy(*spy)
             if floor:
                 figures["floor"] = floor
             result["endpoints"][name] = figures
@@ -639,6 +695,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--reuse", action="store_true", help="reuse a bench database that has the right issue count")
     parser.add_argument("--only", type=lambda s: s.split(","), help="measure only these endpoints (and the floors)")
+    parser.add_argument(
+        "--profile",
+        type=lambda s: s.split(","),
+        help="py-spy these endpoints' measured runs (top frames in results.json, stacks in bench/results/tmp/)",
+    )
     parser.add_argument("--out", type=Path, help="output folder (default bench/results, quick: bench/results/quick)")
     args = parser.parse_args()
     quick = args.mode == "quick"
