@@ -203,23 +203,8 @@ def sample_ids(db: str, n: int, where: str = "TRUE") -> str:
     return ",".join(f"{i}:{v}" for i, v in rows)
 
 
-# Frames every request passes through (process, server, middleware, dispatch): not informative in a top list.
-WRAPPER_FRAMES = (
-    "process ",
-    "gunicorn/",
-    "<module>",
-    "django/core/handlers/",
-    "django/utils/deprecation.py",
-    "whitenoise/middleware.py",
-    "issue_tracker/middleware.py",
-    "rest_framework/viewsets.py",
-    "csrf_exempt",
-    "APIView.dispatch",
-)
-
-
 def start_py_spy(server: "Server", args: argparse.Namespace, label: str, name: str) -> tuple | None:
-    """py-spy on both gunicorn workers during the measured run of an endpoint named in ``--profile``."""
+    """py-spy on both gunicorn workers, for an endpoint named in ``--profile`` (a run of its own)."""
     if not args.profile or name not in args.profile:
         return None
     spy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
@@ -231,29 +216,52 @@ def start_py_spy(server: "Server", args: argparse.Namespace, label: str, name: s
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
 
 
+# Phases of a request, recognised by a frame of the sample's stack (inclusive shares; they may overlap,
+# e.g. the COUNT's database wait counts under "pagination" and under "database wait").
+PROFILE_PHASES = {
+    "authentication": ("Request._authenticate",),
+    "permissions": ("check_permissions",),
+    "filtering": ("filter_queryset",),
+    "pagination (COUNT + page)": ("paginate_queryset",),
+    "serialization": ("Serializer.data", "to_representation"),
+    "services (writes)": ("issues/services.py",),
+    "database wait (psycopg)": ("Connection.wait",),
+}
+
+
 def finish_py_spy(proc: subprocess.Popen, path: Path) -> dict[str, Any]:
-    """The frames with the largest inclusive share of the samples (collapsed stacks), busy workers only."""
+    """Shares of the samples taken inside a request: per phase, and the project's own frames."""
     proc.wait(timeout=120)
-    totals: dict[str, int] = {}
+    phases = dict.fromkeys(PROFILE_PHASES, 0)
+    own: dict[str, int] = {}
     samples = 0
     for line in path.read_text().splitlines() if path.exists() else []:
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit() or "wait (gunicorn/arbiter.py)" in stack or "sleep (gunicorn" in stack:
+        if not count.isdigit() or "handle_request (gunicorn" not in stack:
             continue  # the master, and workers waiting for a connection, are not request time
-        if "handle_request (gunicorn" not in stack:
-            continue
-        samples += int(count)
-        for frame in set(stack.split(";")):
-            totals[frame] = totals.get(frame, 0) + int(count)
-    top = sorted(totals.items(), key=lambda item: -item[1])
-    interesting = [(frame, n) for frame, n in top if not any(skip in frame for skip in WRAPPER_FRAMES)][:25]
+        weight = int(count)
+        samples += weight
+        for phase, markers in PROFILE_PHASES.items():
+            if any(marker in stack for marker in markers):
+                phases[phase] += weight
+        for frame in {f for f in stack.split(";") if "(issues/" in f or "(reports/" in f}:
+            own[frame] = own.get(frame, 0) + weight
+    if not samples:
+        return {"file": str(path.relative_to(ROOT)), "samples_in_requests": 0}
     return {
         "file": str(path.relative_to(ROOT)),
         "samples_in_requests": samples,
-        "top_inclusive": [{"frame": frame, "share": round(n / samples, 3)} for frame, n in interesting]
-        if samples
-        else [],
+        "phases": {phase: round(n / samples, 3) for phase, n in phases.items()},
+        "own_frames": [
+            {"frame": frame, "share": round(n / samples, 3)} for frame, n in sorted(own.items(), key=lambda i: -i[1])
+        ][:12],
     }
+
+
+def current_versions(db: str, ids: str) -> str:
+    wanted = [int(pair.split(":")[0]) for pair in ids.split(",") if pair]
+    versions = dict(query(db, "SELECT id, version FROM issues_issue WHERE id = ANY(%s)", [wanted]))
+    return ",".join(f"{i}:{versions[i]}" for i in wanted)
 
 
 def check_path(base: str, path: str, token: str, method: str = "GET") -> int:
@@ -328,13 +336,20 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
                 wrk, server.base, path=path, mode=mode, token=token, ids=warm_ids, duration=1,
                 connections=args.connections,
             )  # fmt: skip
-            spy = start_py_spy(server, args, label, name)
             figures = run_wrk(
                 wrk, server.base, path=path, mode=mode, token=token, ids=ids, duration=args.duration,
                 connections=args.connections,
             )  # fmt: skip
             figures.update({"path": path, "method": {"get": "GET", "patch": "PATCH", "comment": "POST"}[mode]})
+            # A profile is taken in a separate run after the measured one: py-spy's sampling must not
+            # weigh on the reported figures.
+            spy = start_py_spy(server, args, label, name)
             if spy is not None:
+                profile_ids = current_versions(db, ids) if mode == "patch" else ids
+                run_wrk(
+                    wrk, server.base, path=path, mode=mode, token=token, ids=profile_ids, duration=args.duration,
+                    connections=args.connections,
+                )  # fmt: skip
                 figures["profile"] = finish_py_spy(*spy)
             if floor:
                 figures["floor"] = floor
@@ -631,6 +646,25 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
     )
     lines += ["", "| target | measured | verdict |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in targets(results)]
+    profiled = [
+        (label, name, endpoint["profile"])
+        for label in sizes
+        for name, endpoint in results["sizes"][label]["endpoints"].items()
+        if endpoint.get("profile", {}).get("phases")
+    ]
+    if profiled:
+        lines += [
+            "",
+            "Profiles (py-spy on both workers, in a separate run of the same endpoint): share of the samples taken",
+            "inside a request that fall in each phase (phases overlap: database wait is also counted in its phase).",
+            "",
+            "| size | endpoint | " + " | ".join(PROFILE_PHASES) + " | top own frames |",
+            "|---|---|" + "---:|" * len(PROFILE_PHASES) + "---|",
+        ]
+        for label, name, profile in profiled:
+            shares = " | ".join(f"{profile['phases'][phase]:.0%}" for phase in PROFILE_PHASES)
+            own = ", ".join(f"{f['frame'].split(' (')[0]} {f['share']:.0%}" for f in profile["own_frames"][:4])
+            lines.append(f"| {label} | `{name}` | {shares} | {own} |")
     notes = [f"- {label}: {note}" for label in sizes for note in results["sizes"][label]["notes"]]
     if notes:
         lines += ["", "Notes:", *notes]
@@ -698,7 +732,7 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         type=lambda s: s.split(","),
-        help="py-spy these endpoints' measured runs (top frames in results.json, stacks in bench/results/tmp/)",
+        help="py-spy these endpoints in an extra run (top frames in results.json, stacks in bench/results/tmp/)",
     )
     parser.add_argument("--out", type=Path, help="output folder (default bench/results, quick: bench/results/quick)")
     args = parser.parse_args()
@@ -706,6 +740,8 @@ def main() -> None:
     labels = args.sizes.split(",") if args.sizes else (["10k", "100k"] if quick else ["10k", "100k", "1m"])
     args.duration = args.duration or (3 if quick else 10)
     args.import_rows = args.import_rows or (20_000 if quick else 100_000)
+    if args.profile is None and not quick:  # the full run profiles the endpoints that have targets
+        args.profile = ["list_first_page", "detail", "patch"]
     out = args.out or (ROOT / "bench" / "results" / ("quick" if quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     wrk = ensure_wrk()
