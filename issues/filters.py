@@ -6,6 +6,7 @@ import django_filters as filters
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from drf_spectacular.utils import extend_schema_field
 
 from .models import MAX_ID, PRIORITY_RANK, Issue, Priority, Status
 
@@ -66,6 +67,7 @@ class LabelNamesField(forms.Field):
         return list(values)
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "maxLength": 50}})
 class AllLabelsFilter(filters.Filter):
     """``?label=a&label=b``: issues carrying every one of the labels (names ignore case)."""
 

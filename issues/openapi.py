@@ -30,6 +30,11 @@ ERROR_DESCRIPTIONS = {
 }
 
 
+def drop_slashless_root(endpoints: list[tuple]) -> list[tuple]:
+    """PREPROCESSING_HOOKS entry: ``/api`` and ``/api/`` are one endpoint; document it once."""
+    return [endpoint for endpoint in endpoints if endpoint[0] != "/api"]
+
+
 def _error_response(code: str) -> dict[str, Any]:
     ref = "ValidationError" if code == "400" else "Error"
     return {

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import MAX_ID, Comment, Issue, IssueEvent, Label, Priority, Status
@@ -121,6 +122,14 @@ class IssueUpdateInputSerializer(IssueCreateInputSerializer):
     version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": 50},
+            {"type": "object", "properties": {"name": {"type": "string", "maxLength": 50}}, "required": ["name"]},
+        ]
+    }
+)
 class LabelRefField(serializers.Field):
     """A label given as ``"bug"`` or ``{"name": "bug"}``."""
 

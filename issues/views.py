@@ -327,7 +327,7 @@ class IssueViewSet(viewsets.GenericViewSet):
             return conflict_response(conflict, status.HTTP_409_CONFLICT)
         return self._issue_response(issue.pk)
 
-    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)})
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)}, filters=False)
     @extend_schema(methods=["POST"], request=CommentInputSerializer, responses={201: CommentSerializer})
     @action(detail=True, methods=["get", "post"], url_path="comments")
     def comments(self, request: Request, pk: str) -> Response:
@@ -343,7 +343,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.issue_comments(issue_id=issue_id))
         return self.get_paginated_response(CommentSerializer(page, many=True).data)
 
-    @extend_schema(responses={200: IssueEventSerializer(many=True)})
+    @extend_schema(responses={200: IssueEventSerializer(many=True)}, filters=False)
     @action(detail=True, methods=["get"], url_path="timeline")
     def timeline(self, request: Request, pk: str) -> Response:
         issue_id = self._issue_id()
