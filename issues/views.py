@@ -14,6 +14,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import NotFound, UnsupportedMediaType, ValidationError
+from rest_framework.metadata import SimpleMetadata
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -158,6 +159,13 @@ def import_chunks(request: Request) -> Iterator[bytes]:
     raise UnsupportedMediaType(
         media_type or "(none)", detail="Send the CSV as multipart/form-data (field 'file') or as a text/csv body."
     )
+
+
+class NoObjectMetadata(SimpleMetadata):
+    """OPTIONS for a collection action that takes PUT (bulk-status): DRF would fetch an object for PUT."""
+
+    def determine_actions(self, request: Request, view: Any) -> dict:
+        return {}
 
 
 class JSONErrorsContentNegotiation(BaseContentNegotiation):
@@ -367,7 +375,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         responses={200: BULK_RESULT, 400: OpenApiResponse(description="invalid items"), 409: BULK_CONFLICT},
         description='Body: `[{"id", "status", "version"?}, ...]` or `{"ids": [...], "status": "..."}`.',
     )
-    @action(detail=False, methods=["post", "put"], url_path="bulk-status")
+    @action(detail=False, methods=["post", "put"], url_path="bulk-status", metadata_class=NoObjectMetadata)
     def bulk_status(self, request: Request) -> Response:
         items = parse_bulk_status(request.data, max_items=settings.BULK_MAX_ITEMS)
         try:

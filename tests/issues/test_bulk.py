@@ -349,3 +349,9 @@ def test_bulk_racing_a_patch_loses_no_update(transactional_db):
         assert end.version == start.version + 2
         new_events = IssueEvent.objects.filter(issue_id=issue_id, timestamp__gt=start.updated_at)
         assert sorted(new_events.values_list("type", flat=True)) == [EventType.STATUS_CHANGED, EventType.TITLE_CHANGED]
+
+
+def test_bulk_options_is_answered(maintainer_client, member_client):
+    """OPTIONS must not try to fetch an object for PUT on this collection route (it used to be a 500)."""
+    assert maintainer_client.options(URL).status_code == 200
+    assert member_client.options(URL + "/").status_code == 200
