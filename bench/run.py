@@ -284,7 +284,7 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
         recreate_db(db)
         manage(db, "migrate", "--noinput", "-v0")
         started = time.monotonic()
-        seed_out = manage(db, "seed_demo", "--issues", str(n), "--users", str(USERS[label]))
+        seed_out = manage(db, "seed_demo", "--issues", str(n), "--users", str(USERS[label]), "--jobs", "3")
         result["seed_seconds"] = round(time.monotonic() - started, 1)
         result["seed_output"] = seed_out.strip()
         log(f"{label}: {seed_out.strip()} (command wall time {result['seed_seconds']}s)")

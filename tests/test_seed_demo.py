@@ -5,7 +5,7 @@ from itertools import pairwise
 
 import pytest
 from django.core.management import call_command
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q
 
 from issues.models import DONE_STATUSES, Comment, EventType, Issue, IssueEvent
 from issues.services import issue_create
@@ -103,3 +103,29 @@ def test_seeding_again_appends_and_reset_starts_over(seeded):
     call_command("seed_demo", issues=30, users=20, reset=True, stdout=io.StringIO())
     assert Issue.objects.count() == 30
     assert IssueEvent.objects.exclude(issue__in=Issue.objects.all()).count() == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_parallel_load_keeps_the_same_invariants(monkeypatch):
+    """--jobs 3: issues first, then labels, events and comments from three connections, indexes rebuilt."""
+    from issues.management.commands import seed_demo
+
+    monkeypatch.setattr(seed_demo, "BIG_LOAD", 100)  # take the big-load path (index rebuild) on a small load
+    call_command("seed_demo", issues=300, users=20, jobs=3, stdout=io.StringIO())
+    assert Issue.objects.count() == 300
+    assert IssueEvent.objects.filter(type=EventType.CREATED).count() == 300
+    done = list(DONE_STATUSES)
+    assert not Issue.objects.filter(status__in=done, resolved_at__isnull=True).exists()
+    assert not Issue.objects.exclude(status__in=done).filter(resolved_at__isnull=False).exists()
+    mismatched = Issue.objects.annotate(
+        n_status=Count("events", filter=Q(events__type=EventType.STATUS_CHANGED))
+    ).exclude(version=1 + F("n_status"))
+    assert not mismatched.exists()
+    assert IssueEvent.objects.filter(type=EventType.COMMENTED).count() == Comment.objects.count() > 0
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # every secondary index is back
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = %s", [IssueEvent._meta.db_table])
+        assert cursor.fetchone()[0] >= 4
+    assert issue_create(actor=None, title="After the parallel seed").pk == 301

@@ -1,8 +1,10 @@
-"""``manage.py seed_demo --issues N --users U [--reset] [--seed S]``: fill the tracker with realistic demo data.
+"""``manage.py seed_demo --issues N --users U [--reset] [--seed S] [--jobs J]``: fill the tracker with demo data.
 
-On PostgreSQL everything is set-based (``INSERT … SELECT`` over ``generate_series``), so 1,000,000 issues
-take about a minute. Every per-issue choice comes from a hash of the issue id (``pg_temp.rnd(id, k)``),
-so the issues, labels, comments and events are derived independently yet agree with each other. Other
+On PostgreSQL everything is set-based (``INSERT … SELECT`` over ``generate_series``), in one transaction by
+default; with ``--jobs 3`` a big load writes the issues first and then the labels, events and comments from
+three connections at once (undone together if one fails), which is how 1,000,000 issues fit in 2 minutes.
+Every per-issue choice comes from a hash of the issue id (``pg_temp.r(id, k)``), so the issues, labels,
+comments and events are derived independently yet agree with each other. Other
 databases (SQLite) get the same shape through ``bulk_create``, slower, for small N.
 
 The data, and the invariants it keeps (``tests/test_seed_demo.py`` checks them):
@@ -121,6 +123,12 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, default=50, help="Number of demo users (default 50).")
         parser.add_argument("--seed", type=int, default=1, help="Seed of the pseudo-random choices (default 1).")
         parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="PostgreSQL connections writing at once for big loads (default 1: one transaction for all).",
+        )
+        parser.add_argument(
             "--reset", action="store_true", help="Delete every issue, comment and event first (labels and users stay)."
         )
 
@@ -130,6 +138,15 @@ class Command(BaseCommand):
         if n_issues < 0 or n_users < 1:
             raise CommandError("--issues must be >= 0 and --users >= 1.")
         started = time.monotonic()
+        # --jobs N > 1 on PostgreSQL: after the issues, the labels, events and comments are written by N
+        # connections at once (one transaction each, undone together if one fails), and the indexes rebuilt
+        # in parallel. Not possible inside an outer transaction (other connections could not see the issues).
+        parallel = (
+            connection.vendor == "postgresql"
+            and options["jobs"] > 1
+            and not connection.in_atomic_block
+            and n_issues >= BIG_LOAD
+        )
         with transaction.atomic():
             if options["reset"]:
                 self._reset()
@@ -137,10 +154,15 @@ class Command(BaseCommand):
             label_ids = self._ensure_labels()
             offset = Issue.objects.aggregate(m=Max("id"))["m"] or 0
             now = timezone.now().replace(microsecond=0)
+            plan = None
             if connection.vendor == "postgresql":
-                counts = self._seed_postgres(n_issues, offset, user_ids, label_ids, now, seed)
+                plan = _PostgresPlan(self, n_issues, offset, user_ids, label_ids, now, seed)
+                if not parallel:
+                    counts = plan.run_in_this_transaction()
             else:
                 counts = self._seed_python(n_issues, offset, user_ids, label_ids, now, seed)
+        if parallel and plan is not None:
+            counts = plan.run_in_parallel(options["jobs"])
         if connection.vendor == "postgresql":
             # Fresh statistics for the planner, and (outside a transaction) the visibility map that
             # index-only scans such as the list's COUNT rely on.
@@ -204,180 +226,6 @@ class Command(BaseCommand):
         Label.objects.bulk_create([Label(name=n, color=c) for n, c in LABELS if n not in have])
         by_name = dict(Label.objects.annotate(lname=Lower("name")).values_list("lname", "id"))
         return [by_name[name] for name, _ in LABELS]
-
-    # --- PostgreSQL: set-based ---------------------------------------------------------------------
-
-    def _seed_postgres(
-        self, n: int, offset: int, user_ids: list[int], label_ids: list[int], now: datetime, seed: int
-    ) -> dict[str, int]:
-        issue_t = Issue._meta.db_table
-        label_t = Issue.labels.through._meta.db_table
-        comment_t = Comment._meta.db_table
-        event_t = IssueEvent._meta.db_table
-        params = {
-            "n": n,
-            "offset": offset,
-            "uids": user_ids,
-            "nu": len(user_ids),
-            "lids": label_ids,
-            "nl": len(label_ids),
-            "now": now,
-            "span": SPAN_SECONDS,
-            "titles": TITLES,
-            "descs": DESCRIPTIONS,
-            "comments": COMMENTS,
-            "hot": HOT_ISSUE_SHARE,
-            "hotn": HOT_COMMENTS,
-        }
-        counts: dict[str, int] = {}
-        with connection.cursor() as cursor:
-            cursor = _Timed(cursor, self.stdout if self.verbosity >= 2 else None)
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-            cursor.execute("SET LOCAL work_mem = '64MB'")
-            # Bulk-load habits: a superuser skips the per-row foreign-key triggers (every id written here
-            # comes from the rows just read or inserted), and a big load rebuilds the secondary indexes
-            # once instead of maintaining them row by row. Both are undone before the transaction ends.
-            cursor.cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-            if cursor.cursor.fetchone()[0]:
-                cursor.execute("SET LOCAL session_replication_role = replica")
-            tables = [issue_t, label_t, comment_t, event_t]
-            dropped: list[str] = []
-            existing = Issue.objects.count() if offset else 0
-            if n >= 20_000 and n >= existing:
-                cursor.cursor.execute(
-                    """
-                    SELECT i.indexname, i.indexdef FROM pg_indexes i
-                    WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
-                      AND NOT EXISTS (SELECT 1 FROM pg_constraint c
-                                      WHERE c.conindid = (quote_ident(i.indexname))::regclass)
-                    """,
-                    [tables],
-                )
-                for name, definition in cursor.cursor.fetchall():
-                    cursor.execute(f'DROP INDEX "{name}"')
-                    dropped.append(definition)
-            # r(id, k): a uniform number in [0, 1) drawn from the issue id; inlined by the planner.
-            cursor.execute(
-                "CREATE OR REPLACE FUNCTION pg_temp.r(id bigint, k int) RETURNS float8 LANGUAGE sql IMMUTABLE AS "
-                f"$$ SELECT (hashint8(id * 64 + k + {int(seed)} * 1000003) & 2147483647)::float8 / 2147483648.0 $$"
-            )
-            cursor.execute(
-                "CREATE OR REPLACE FUNCTION pg_temp.ncomments(id bigint) RETURNS int LANGUAGE sql IMMUTABLE AS "
-                f"$$ SELECT CASE WHEN pg_temp.r(id, 10) < {HOT_ISSUE_SHARE} THEN {HOT_COMMENTS} "
-                "ELSE floor(4 * pg_temp.r(id, 11) ^ 2)::int END $$"
-            )
-            cursor.execute(
-                f"""
-                WITH base AS (
-                    SELECT g + %(offset)s AS id,
-                           %(now)s::timestamptz - make_interval(secs => %(span)s)
-                             + make_interval(secs => %(span)s * (g - 0.5 + 0.4 * (pg_temp.r(g + %(offset)s, 0) - 0.5))
-                                                    / %(n)s) AS created_at,
-                           make_interval(secs => 3600 + 56 * 86400 * pg_temp.r(g + %(offset)s, 1) ^ 2) AS d,
-                           pg_temp.r(g + %(offset)s, 2) AS rs
-                    FROM generate_series(1, %(n)s) AS g
-                ), st AS (
-                    SELECT b.*,
-                           CASE WHEN b.created_at + b.d * 1.2 > %(now)s
-                                THEN CASE WHEN b.rs < 0.6 THEN 'open' ELSE 'in_progress' END
-                                WHEN b.rs < 0.25 THEN 'open' WHEN b.rs < 0.37 THEN 'in_progress'
-                                WHEN b.rs < 0.60 THEN 'resolved' ELSE 'closed' END AS status
-                    FROM base b
-                )
-                INSERT INTO "{issue_t}" (id, title, description, status, priority, assignee_id, reporter_id,
-                                         version, created_at, updated_at, resolved_at)
-                SELECT st.id,
-                       (%(titles)s::text[])[1 + floor(pg_temp.r(st.id, 7) * cardinality(%(titles)s::text[]))::int]
-                         || ' (#' || st.id || ')',
-                       (%(descs)s::text[])[1 + floor(pg_temp.r(st.id, 8) * cardinality(%(descs)s::text[]))::int],
-                       st.status,
-                       CASE WHEN pg_temp.r(st.id, 3) < 0.20 THEN 'low' WHEN pg_temp.r(st.id, 3) < 0.70 THEN 'medium'
-                            WHEN pg_temp.r(st.id, 3) < 0.92 THEN 'high' ELSE 'critical' END,
-                       CASE WHEN pg_temp.r(st.id, 4) < 0.12 THEN NULL
-                            ELSE (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 5) ^ 3)::int] END,
-                       (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 6))::int],
-                       CASE st.status WHEN 'open' THEN 1 WHEN 'in_progress' THEN 2 WHEN 'resolved' THEN 3 ELSE 4 END,
-                       st.created_at,
-                       CASE st.status
-                            WHEN 'open' THEN CASE WHEN pg_temp.ncomments(st.id) = 0 THEN st.created_at
-                                 ELSE st.created_at + (%(now)s - st.created_at) * 0.5 * pg_temp.r(st.id, 9) END
-                            WHEN 'in_progress' THEN st.created_at + LEAST(st.d * 0.25, (%(now)s - st.created_at) * 0.5)
-                            WHEN 'resolved' THEN st.created_at + st.d
-                            ELSE st.created_at + st.d * 1.1 END,
-                       CASE WHEN st.status IN ('resolved', 'closed') THEN st.created_at + st.d END
-                FROM st
-                """,
-                params,
-            )
-            counts["issues"] = cursor.rowcount
-            cursor.execute(
-                f"""
-                INSERT INTO "{label_t}" (issue_id, label_id)
-                SELECT i.id, (%(lids)s::bigint[])[1 + (floor(%(nl)s * pg_temp.r(i.id, 12) ^ 2)::int + k) %% %(nl)s]
-                FROM "{issue_t}" i
-                CROSS JOIN LATERAL generate_series(0, floor(3.5 * pg_temp.r(i.id, 13))::int - 1) AS k
-                WHERE i.id > %(offset)s
-                """,
-                params,
-            )
-            counts["labels"] = cursor.rowcount
-            # The ``created`` event, then open → in_progress → resolved → closed: version - 1 steps of that path.
-            cursor.execute(
-                f"""
-                INSERT INTO "{event_t}" (issue_id, type, timestamp, actor_id, source, details)
-                SELECT i.id, e.type, e.ts, CASE WHEN e.step = 0 THEN i.reporter_id
-                                                ELSE COALESCE(i.assignee_id, i.reporter_id) END, 'api',
-                       CASE WHEN e.step = 0 THEN '{{}}'::jsonb ELSE jsonb_build_object('from', e.f, 'to', e.t) END
-                FROM "{issue_t}" i
-                CROSS JOIN LATERAL (VALUES
-                    (0, 'created', NULL, NULL, i.created_at),
-                    (1, 'status_changed', 'open', 'in_progress',
-                        CASE WHEN i.status = 'in_progress' THEN i.updated_at
-                             ELSE i.created_at + (i.resolved_at - i.created_at) * 0.25 END),
-                    (2, 'status_changed', 'in_progress', 'resolved', i.resolved_at),
-                    (3, 'status_changed', 'resolved', 'closed', i.updated_at)
-                ) AS e(step, type, f, t, ts)
-                WHERE i.id > %(offset)s AND e.step <= i.version - 1
-                """,
-                params,
-            )
-            counts["events"] = cursor.rowcount
-            # Comments between created_at and updated_at (the last one at updated_at for open issues,
-            # before the last status change otherwise), each with its ``commented`` event.
-            cursor.execute(
-                f"""
-                WITH c AS (
-                    INSERT INTO "{comment_t}" (issue_id, author_id, body, created_at)
-                    SELECT i.id,
-                           (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(i.id * 131 + k, 14) ^ 2)::int],
-                           (%(comments)s::text[])[1 + floor(pg_temp.r(i.id * 131 + k, 15)
-                                                          * cardinality(%(comments)s::text[]))::int],
-                           i.created_at + (i.updated_at - i.created_at) * k::float8
-                             / (pg_temp.ncomments(i.id) + CASE WHEN i.status = 'open' THEN 0 ELSE 1 END)
-                    FROM "{issue_t}" i
-                    CROSS JOIN LATERAL generate_series(1, pg_temp.ncomments(i.id)) AS k
-                    WHERE i.id > %(offset)s
-                    RETURNING id, issue_id, author_id, body, created_at
-                )
-                INSERT INTO "{event_t}" (issue_id, type, timestamp, actor_id, source, details)
-                SELECT c.issue_id, 'commented', c.created_at, c.author_id, 'api',
-                       jsonb_build_object('comment_id', c.id, 'excerpt',
-                           CASE WHEN length(c.body) <= 100 THEN c.body ELSE left(c.body, 99) || '…' END)
-                FROM c
-                """,
-                params,
-            )
-            counts["comments"] = cursor.rowcount
-            counts["events"] += cursor.rowcount
-            for definition in dropped:
-                cursor.execute(definition)
-            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('\"{issue_t}\"', 'id'), "
-                f'GREATEST((SELECT MAX(id) FROM "{issue_t}"), 1))'
-            )
-        return counts
 
     # --- other databases: the same data through bulk_create ----------------------------------------
 
@@ -504,3 +352,255 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             for sql in statements:
                 cursor.execute(sql)
+
+
+# --- PostgreSQL: set-based -----------------------------------------------------------------------------------
+# Every per-issue choice is pg_temp.r(id, k), a uniform number in [0, 1) hashed from the issue id, so each
+# statement can derive what it needs from the issues table and the statements agree with each other.
+# ``{issue_t}``-style fields are table names (str.format); ``%(x)s`` are query parameters.
+
+BIG_LOAD = 20_000  # from this many issues on (and at least as many as exist), indexes are rebuilt at the end
+
+ISSUES_SQL = """
+WITH base AS (
+    SELECT g + %(offset)s AS id,
+           %(now)s::timestamptz - make_interval(secs => %(span)s)
+             + make_interval(secs => %(span)s * (g - 0.5 + 0.4 * (pg_temp.r(g + %(offset)s, 0) - 0.5))
+                                    / %(n)s) AS created_at,
+           make_interval(secs => 3600 + 56 * 86400 * pg_temp.r(g + %(offset)s, 1) ^ 2) AS d,
+           pg_temp.r(g + %(offset)s, 2) AS rs
+    FROM generate_series(1, %(n)s) AS g
+), st AS (
+    SELECT b.*,
+           CASE WHEN b.created_at + b.d * 1.2 > %(now)s
+                THEN CASE WHEN b.rs < 0.6 THEN 'open' ELSE 'in_progress' END
+                WHEN b.rs < 0.25 THEN 'open' WHEN b.rs < 0.37 THEN 'in_progress'
+                WHEN b.rs < 0.60 THEN 'resolved' ELSE 'closed' END AS status
+    FROM base b
+)
+INSERT INTO "{issue_t}" (id, title, description, status, priority, assignee_id, reporter_id,
+                         version, created_at, updated_at, resolved_at)
+SELECT st.id,
+       (%(titles)s::text[])[1 + floor(pg_temp.r(st.id, 7) * cardinality(%(titles)s::text[]))::int]
+         || ' (#' || st.id || ')',
+       (%(descs)s::text[])[1 + floor(pg_temp.r(st.id, 8) * cardinality(%(descs)s::text[]))::int],
+       st.status,
+       CASE WHEN pg_temp.r(st.id, 3) < 0.20 THEN 'low' WHEN pg_temp.r(st.id, 3) < 0.70 THEN 'medium'
+            WHEN pg_temp.r(st.id, 3) < 0.92 THEN 'high' ELSE 'critical' END,
+       CASE WHEN pg_temp.r(st.id, 4) < 0.12 THEN NULL
+            ELSE (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 5) ^ 3)::int] END,
+       (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 6))::int],
+       CASE st.status WHEN 'open' THEN 1 WHEN 'in_progress' THEN 2 WHEN 'resolved' THEN 3 ELSE 4 END,
+       st.created_at,
+       CASE st.status
+            WHEN 'open' THEN CASE WHEN pg_temp.ncomments(st.id) = 0 THEN st.created_at
+                 ELSE st.created_at + (%(now)s - st.created_at) * 0.5 * pg_temp.r(st.id, 9) END
+            WHEN 'in_progress' THEN st.created_at + LEAST(st.d * 0.25, (%(now)s - st.created_at) * 0.5)
+            WHEN 'resolved' THEN st.created_at + st.d
+            ELSE st.created_at + st.d * 1.1 END,
+       CASE WHEN st.status IN ('resolved', 'closed') THEN st.created_at + st.d END
+FROM st
+"""
+
+LABELS_SQL = """
+INSERT INTO "{label_t}" (issue_id, label_id)
+SELECT i.id, (%(lids)s::bigint[])[1 + (floor(%(nl)s * pg_temp.r(i.id, 12) ^ 2)::int + k) %% %(nl)s]
+FROM "{issue_t}" i
+CROSS JOIN LATERAL generate_series(0, floor(3.5 * pg_temp.r(i.id, 13))::int - 1) AS k
+WHERE i.id > %(offset)s
+"""
+
+EVENTS_SQL = """
+INSERT INTO "{event_t}" (issue_id, type, timestamp, actor_id, source, details)
+SELECT i.id, e.type, e.ts, CASE WHEN e.step = 0 THEN i.reporter_id
+                                ELSE COALESCE(i.assignee_id, i.reporter_id) END, 'api',
+       CASE WHEN e.step = 0 THEN '{{}}'::jsonb ELSE jsonb_build_object('from', e.f, 'to', e.t) END
+FROM "{issue_t}" i
+CROSS JOIN LATERAL (VALUES
+    (0, 'created', NULL, NULL, i.created_at),
+    (1, 'status_changed', 'open', 'in_progress',
+        CASE WHEN i.status = 'in_progress' THEN i.updated_at
+             ELSE i.created_at + (i.resolved_at - i.created_at) * 0.25 END),
+    (2, 'status_changed', 'in_progress', 'resolved', i.resolved_at),
+    (3, 'status_changed', 'resolved', 'closed', i.updated_at)
+) AS e(step, type, f, t, ts)
+WHERE i.id > %(offset)s AND e.step <= i.version - 1
+"""
+
+COMMENTS_SQL = """
+WITH c AS (
+    INSERT INTO "{comment_t}" (issue_id, author_id, body, created_at)
+    SELECT i.id,
+           (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(i.id * 131 + k, 14) ^ 2)::int],
+           (%(comments)s::text[])[1 + floor(pg_temp.r(i.id * 131 + k, 15)
+                                          * cardinality(%(comments)s::text[]))::int],
+           i.created_at + (i.updated_at - i.created_at) * k::float8
+             / (pg_temp.ncomments(i.id) + CASE WHEN i.status = 'open' THEN 0 ELSE 1 END)
+    FROM "{issue_t}" i
+    CROSS JOIN LATERAL generate_series(1, pg_temp.ncomments(i.id)) AS k
+    WHERE i.id > %(offset)s
+    RETURNING id, issue_id, author_id, body, created_at
+)
+INSERT INTO "{event_t}" (issue_id, type, timestamp, actor_id, source, details)
+SELECT c.issue_id, 'commented', c.created_at, c.author_id, 'api',
+       jsonb_build_object('comment_id', c.id, 'excerpt',
+           CASE WHEN length(c.body) <= 100 THEN c.body ELSE left(c.body, 99) || '…' END)
+FROM c
+"""
+
+# Comments between created_at and updated_at (the last one at updated_at for open issues, before the last
+# status change otherwise), each with its ``commented`` event. The ``created`` event and the status path
+# open → in_progress → resolved → closed (version - 1 steps of it) are EVENTS_SQL.
+
+
+class _PostgresPlan:
+    """The PostgreSQL load: one transaction (default), or the issues first and then N connections at once."""
+
+    def __init__(
+        self,
+        command: "Command",
+        n: int,
+        offset: int,
+        user_ids: list[int],
+        label_ids: list[int],
+        now: datetime,
+        seed: int,
+    ) -> None:
+        self.command, self.n, self.offset, self.seed = command, n, offset, seed
+        self.tables = {
+            "issue_t": Issue._meta.db_table,
+            "label_t": Issue.labels.through._meta.db_table,
+            "comment_t": Comment._meta.db_table,
+            "event_t": IssueEvent._meta.db_table,
+        }
+        self.params = {
+            "n": n,
+            "offset": offset,
+            "uids": user_ids,
+            "nu": len(user_ids),
+            "lids": label_ids,
+            "nl": len(label_ids),
+            "now": now,
+            "span": SPAN_SECONDS,
+            "titles": TITLES,
+            "descs": DESCRIPTIONS,
+            "comments": COMMENTS,
+        }
+        existing = Issue.objects.count() if offset else 0
+        self.rebuild_indexes = n >= BIG_LOAD and n >= existing
+
+    def _cursor(self, cursor: Any) -> "_Timed":
+        return _Timed(cursor, self.command.stdout if self.command.verbosity >= 2 else None)
+
+    def _prepare(self, cursor: "_Timed") -> None:
+        """Session settings and helper functions, for this transaction / connection."""
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        # Bulk-load habit: a superuser skips the per-row foreign-key triggers for this transaction (every id
+        # written here comes from rows just read or inserted).
+        cursor.cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if cursor.cursor.fetchone()[0]:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "CREATE OR REPLACE FUNCTION pg_temp.r(id bigint, k int) RETURNS float8 LANGUAGE sql IMMUTABLE AS "
+            f"$$ SELECT (hashint8(id * 64 + k + {int(self.seed)} * 1000003) & 2147483647)::float8 / 2147483648.0 $$"
+        )
+        cursor.execute(
+            "CREATE OR REPLACE FUNCTION pg_temp.ncomments(id bigint) RETURNS int LANGUAGE sql IMMUTABLE AS "
+            f"$$ SELECT CASE WHEN pg_temp.r(id, 10) < {HOT_ISSUE_SHARE} THEN {HOT_COMMENTS} "
+            "ELSE floor(4 * pg_temp.r(id, 11) ^ 2)::int END $$"
+        )
+
+    def _drop_indexes(self, cursor: "_Timed") -> list[str]:
+        """Drop the secondary indexes (not those behind constraints); a big load rebuilds them once at the end."""
+        if not self.rebuild_indexes:
+            return []
+        cursor.cursor.execute(
+            """
+            SELECT i.indexname, i.indexdef FROM pg_indexes i
+            WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = (quote_ident(i.indexname))::regclass)
+            """,
+            [list(self.tables.values())],
+        )
+        dropped = []
+        for name, definition in cursor.cursor.fetchall():
+            cursor.execute(f'DROP INDEX "{name}"')
+            dropped.append(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+        return dropped
+
+    def _run(self, cursor: "_Timed", sql: str) -> int:
+        cursor.execute(sql.format(**self.tables), self.params)
+        return cursor.rowcount
+
+    def _set_sequence(self, cursor: "_Timed") -> None:
+        issue_t = self.tables["issue_t"]
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence('\"{issue_t}\"', 'id'), "
+            f'GREATEST((SELECT MAX(id) FROM "{issue_t}"), 1))'
+        )
+
+    def run_in_this_transaction(self) -> dict[str, int]:
+        with connection.cursor() as raw:
+            cursor = self._cursor(raw)
+            self._prepare(cursor)
+            dropped = self._drop_indexes(cursor)
+            counts = {"issues": self._run(cursor, ISSUES_SQL), "labels": self._run(cursor, LABELS_SQL)}
+            counts["events"] = self._run(cursor, EVENTS_SQL)
+            counts["comments"] = self._run(cursor, COMMENTS_SQL)
+            counts["events"] += counts["comments"]
+            for definition in dropped:
+                cursor.execute(definition)
+            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+            self._set_sequence(cursor)
+        return counts
+
+    def _in_own_connection(self, statements: list[str], formatted: bool = False) -> list[int]:
+        """Run statements in one transaction of this thread's own connection, then close it."""
+        try:
+            with transaction.atomic(), connection.cursor() as raw:
+                cursor = self._cursor(raw)
+                self._prepare(cursor)
+                if formatted:
+                    for sql in statements:
+                        cursor.execute(sql)
+                    return []
+                return [self._run(cursor, sql) for sql in statements]
+        finally:
+            connection.close()
+
+    def run_in_parallel(self, jobs: int) -> dict[str, int]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with transaction.atomic(), connection.cursor() as raw:
+            cursor = self._cursor(raw)
+            self._prepare(cursor)
+            dropped = self._drop_indexes(cursor)
+            counts = {"issues": self._run(cursor, ISSUES_SQL)}
+        try:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                labels, events, comments = (
+                    pool.submit(self._in_own_connection, [sql]) for sql in (LABELS_SQL, EVENTS_SQL, COMMENTS_SQL)
+                )
+                counts["labels"] = labels.result()[0]
+                counts["comments"] = comments.result()[0]
+                counts["events"] = events.result()[0] + counts["comments"]
+        except BaseException:
+            self._undo(dropped)
+            raise
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # CREATE INDEX builds may run side by side
+            list(pool.map(lambda definition: self._in_own_connection([definition], formatted=True), dropped))
+        with connection.cursor() as raw:
+            self._set_sequence(self._cursor(raw))
+        return counts
+
+    def _undo(self, dropped: list[str]) -> None:
+        """After a failed parallel load: remove what was added, put the indexes back."""
+        t = self.tables
+        with transaction.atomic(), connection.cursor() as cursor:
+            for table, column in ((t["event_t"], "issue_id"), (t["comment_t"], "issue_id"), (t["label_t"], "issue_id")):
+                cursor.execute(f'DELETE FROM "{table}" WHERE "{column}" > %s', [self.offset])
+            cursor.execute(f'DELETE FROM "{t["issue_t"]}" WHERE id > %s', [self.offset])
+            for definition in dropped:
+                cursor.execute(definition)
