@@ -11,3 +11,4 @@ ALLOWED_HOSTS = ["*"]
 # Throttling is off for the suite (the throttle counters would carry over from test to test);
 # tests/hardening/test_throttling.py turns it on with its own rates.
 THROTTLE_RATES = {"anon": None, "user": None, "auth": None}
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 - live-server threads must not keep connections open

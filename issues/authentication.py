@@ -1,5 +1,6 @@
 """Token authentication that accepts both ``Authorization: Token <key>`` and ``Bearer <key>``."""
 
+from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.request import Request
 
@@ -13,6 +14,13 @@ class TokenOrBearerAuthentication(TokenAuthentication):
             return None
         self.keyword = auth[0].decode(errors="replace")
         return super().authenticate(request)
+
+    def authenticate_credentials(self, key: str):  # type: ignore[override]
+        # Keys are 40 hex characters; anything else (NUL bytes, huge strings) cannot match and never
+        # reaches the database.
+        if len(key) > 64 or not key.isalnum() or not key.isascii():
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(key)
 
     def authenticate_header(self, request: Request) -> str:
         return "Token"

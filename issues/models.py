@@ -74,12 +74,14 @@ class Issue(models.Model):
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
+    # No single-column indexes on the two user keys: the composite indexes below lead with them.
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assigned_issues",
+        db_index=False,
     )
     reporter = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -87,6 +89,7 @@ class Issue(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="reported_issues",
+        db_index=False,
     )
     labels = models.ManyToManyField(Label, blank=True, related_name="issues")
     version = models.PositiveIntegerField(default=1, editable=False)
@@ -122,7 +125,7 @@ class Issue(models.Model):
 class Comment(models.Model):
     """A comment on an issue. Adding one records a ``commented`` event but does not bump the version."""
 
-    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="comments")
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="comments", db_index=False)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="comments"
     )
@@ -138,13 +141,26 @@ class Comment(models.Model):
 
 
 class IssueEvent(models.Model):
-    """One entry of an issue's timeline, written in the same transaction as the change it records."""
+    """One entry of an issue's timeline, written in the same transaction as the change it records.
 
-    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="events")
+    Like an audit log (and django-simple-history's history rows), the table carries no database-level
+    foreign-key constraints: only services write events, always in the transaction that writes the issue,
+    and Django still cascades deletes. Skipping the per-row constraint triggers keeps bulk writes and
+    imports set-based in cost.
+    """
+
+    issue = models.ForeignKey(
+        Issue, on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
     type = models.CharField(max_length=32, choices=EventType.choices)
     timestamp = models.DateTimeField(default=timezone.now)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     details = models.JSONField(default=dict, blank=True)
