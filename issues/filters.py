@@ -108,8 +108,11 @@ class IssueOrderingFilter(filters.OrderingFilter):
 
 
 class IssueFilterSet(filters.FilterSet):
-    status = filters.MultipleChoiceFilter(choices=Status.choices, widget=CommaSeparatedMultipleWidget)
-    priority = filters.MultipleChoiceFilter(choices=Priority.choices, widget=CommaSeparatedMultipleWidget)
+    # distinct=False: a column filter cannot duplicate rows, and DISTINCT would sort the whole match.
+    status = filters.MultipleChoiceFilter(choices=Status.choices, widget=CommaSeparatedMultipleWidget, distinct=False)
+    priority = filters.MultipleChoiceFilter(
+        choices=Priority.choices, widget=CommaSeparatedMultipleWidget, distinct=False
+    )
     assignee = IdOrNoneFilter(field_name="assignee_id")
     reporter = IntegerFilter(field_name="reporter_id", min_value=1, max_value=MAX_ID)
     label = AllLabelsFilter()
