@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connections
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 CHROMIUM_FLAGS = [
@@ -53,6 +54,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         try:
             yield instance
         finally:
+            # The ORM calls made while Playwright's loop runs got their own connection: close it here,
+            # or it outlives the test and blocks dropping the PostgreSQL test database.
+            connections.close_all()
             instance.close()
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -38,7 +40,19 @@ def fuzz_role(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def seeded(db, fuzz_role: str) -> dict[str, Any]:
+def keep_test_connection() -> Any:
+    """The fuzzer calls the real WSGI handler, whose request_started/finished signals close the database
+    connection (it is inside the test's transaction, so not in autocommit); Django's test client
+    disconnects them the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def seeded(db, keep_test_connection: None, fuzz_role: str) -> dict[str, Any]:
     """A caller of the role under test, and issues, labels and comments for the fuzzer to hit."""
     user = UserFactory(username=f"fuzz-{fuzz_role}", role=fuzz_role)
     other = UserFactory(username="fuzz-other", role="member")
