@@ -8,7 +8,7 @@ PORT ?= 8000
 DEMO_USER ?= admin
 DEMO_PASSWORD ?= admin-demo-password
 
-.PHONY: install run test lint check bench bench-full clean
+.PHONY: install run test lint check bench bench-full clean fuzz e2e
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,18 @@ run: install
 # The whole suite; PostgreSQL when DATABASE_URL is set, else SQLite (PostgreSQL-only tests skip, saying why).
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# A long, randomised run of the schema fuzzer and the stateful test (`make test` runs bounded, seeded ones).
+FUZZ_EXAMPLES ?= 200
+STATEFUL_EXAMPLES ?= 200
+STATEFUL_STEPS ?= 50
+fuzz: install
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) STATEFUL_EXAMPLES=$(STATEFUL_EXAMPLES) STATEFUL_STEPS=$(STATEFUL_STEPS) \
+		$(PY) -m pytest tests/hardening/test_schema_fuzz.py tests/hardening/test_stateful.py -q $(PYTEST_ARGS)
+
+# The browser tests alone (Debian's chromium at /usr/bin/chromium; screenshots in test-artifacts/e2e/).
+e2e: install
+	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
 
 # Lint, Django's checks and the migrations check.
 lint: install
