@@ -228,6 +228,10 @@ class BulkItem:
     errors: dict[str, list[str]] = dataclass_field(default_factory=dict)
 
 
+# One changed item: (id, old status, new status, old resolved_at, new resolved_at).
+BulkChange = tuple[int, str, str, Any, Any]
+
+
 class BulkInvalid(Exception):
     """Some items are invalid; ``errors`` lists every one of them as ``{"index", "id", "errors"}``."""
 
@@ -257,13 +261,25 @@ def issue_bulk_set_status(*, actor: User, items: Sequence[BulkItem], source: str
     """
     checkable = [item for item in items if type(item.id) is int and "id" not in item.errors]
     wanted_ids = sorted({item.id for item in checkable})
-    current = {
-        pk: (status, version, resolved_at)
-        for pk, status, version, resolved_at in Issue.objects.select_for_update()
-        .filter(pk__in=wanted_ids)
-        .order_by("pk")
-        .values_list("pk", "status", "version", "resolved_at")
-    }
+    postgresql = connection.vendor == "postgresql"
+    if postgresql:
+        # Raw SQL with one array parameter: Django would compile (and psycopg send) one parameter per id.
+        # Only whether resolved_at is set matters here (the UPDATE keeps, sets or clears it in SQL).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, status, version, resolved_at IS NOT NULL FROM {Issue._meta.db_table} "
+                "WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",
+                [_pg_int_array(wanted_ids)],
+            )
+            current = {pk: (status, version, resolved or None) for pk, status, version, resolved in cursor.fetchall()}
+    else:
+        current = {
+            pk: (status, version, resolved_at)
+            for pk, status, version, resolved_at in Issue.objects.select_for_update()
+            .filter(pk__in=wanted_ids)
+            .order_by("pk")
+            .values_list("pk", "status", "version", "resolved_at")
+        }
     for item in checkable:
         if item.id not in current:
             item.errors["id"] = [f"No issue has id {item.id}."]
@@ -279,53 +295,96 @@ def issue_bulk_set_status(*, actor: User, items: Sequence[BulkItem], source: str
         raise BulkConflict(conflicts)
 
     now = timezone.now()
-    actor_id = _actor_id(actor)
-    ids_by_status: dict[str, list[int]] = {}
-    resolved_now: list[int] = []
-    resolved_cleared: list[int] = []
-    new_events: list[IssueEvent] = []
+    resolved_at_after = events.resolved_at_after
+    changes: list[BulkChange] = []
     results = []
     for item in items:
         old_status, version, old_resolved_at = current[item.id]
         if old_status == item.status:
             results.append({"id": item.id, "status": old_status, "version": version})
             continue
-        ids_by_status.setdefault(item.status, []).append(item.id)
-        resolved_at = events.resolved_at_after(old_status, item.status, old_resolved_at, now)
+        resolved_at = resolved_at_after(old_status, item.status, old_resolved_at, now)
+        changes.append((item.id, old_status, item.status, old_resolved_at, resolved_at))
+        results.append({"id": item.id, "status": item.status, "version": version + 1})
+
+    if changes:
+        write = _bulk_write_postgresql if postgresql else _bulk_write_orm
+        write(changes, actor_id=_actor_id(actor), source=source, now=now)
+    return {"updated": len(changes), "unchanged": len(items) - len(changes), "results": results}
+
+
+def _pg_int_array(values: Iterable[int]) -> str:
+    """A PostgreSQL array literal of integers: one string parameter instead of one parameter per value."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def _pg_text_array(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of strings, each element quoted (backslash and double quote escaped)."""
+    return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+
+
+def _bulk_write_postgresql(changes: list[BulkChange], *, actor_id: Any, source: str, now: Any) -> None:
+    """The issues' UPDATE and the events' INSERT as two statements over arrays (``unnest``), each array sent
+    as one literal: a fixed, small number of parameters whatever the number of items."""
+    ids = _pg_int_array(change[0] for change in changes)
+    old_statuses = _pg_text_array(change[1] for change in changes)
+    new_statuses = _pg_text_array(change[2] for change in changes)
+    # resolved_at: 1 = set to now, 2 = clear, 0 = keep (see events.resolved_at_after)
+    resolved = _pg_int_array(1 if new is now else 2 if new is None else 0 for _, _, _, _, new in changes)
+    issue_table, event_table = Issue._meta.db_table, IssueEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {issue_table} AS i SET status = v.status, "
+            "resolved_at = CASE v.resolved WHEN 1 THEN %s WHEN 2 THEN NULL ELSE i.resolved_at END, "
+            "version = i.version + 1, updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::text[], %s::smallint[]) AS v(id, status, resolved) WHERE i.id = v.id",
+            [now, now, ids, new_statuses, resolved],
+        )
+        cursor.execute(
+            f"INSERT INTO {event_table} (issue_id, type, timestamp, actor_id, source, details) "
+            "SELECT v.id, %s, %s, %s, %s, jsonb_build_object('from', v.old, 'to', v.new) "
+            "FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY AS v(id, old, new, n) ORDER BY v.n",
+            [EventType.STATUS_CHANGED.value, now, actor_id, source, ids, old_statuses, new_statuses],
+        )
+
+
+def _bulk_write_orm(changes: list[BulkChange], *, actor_id: Any, source: str, now: Any) -> None:
+    """The same through the ORM (SQLite): one UPDATE with CASE per status, one bulk_create of the events."""
+    ids_by_status: dict[str, list[int]] = {}
+    resolved_now: list[int] = []
+    resolved_cleared: list[int] = []
+    new_events: list[IssueEvent] = []
+    for pk, old_status, new_status, old_resolved_at, resolved_at in changes:
+        ids_by_status.setdefault(new_status, []).append(pk)
         if resolved_at is None:
             if old_resolved_at is not None:
-                resolved_cleared.append(item.id)
+                resolved_cleared.append(pk)
         elif resolved_at is now:
-            resolved_now.append(item.id)
+            resolved_now.append(pk)
         new_events.extend(
             events.build_events(
-                issue_id=item.id,
-                changes=[events.Change(EventType.STATUS_CHANGED, {"from": old_status, "to": item.status})],
+                issue_id=pk,
+                changes=[events.Change(EventType.STATUS_CHANGED, {"from": old_status, "to": new_status})],
                 actor_id=actor_id,
                 source=source,
                 timestamp=now,
             )
         )
-        results.append({"id": item.id, "status": item.status, "version": version + 1})
-
-    changed_ids = [pk for ids in ids_by_status.values() for pk in ids]
-    if changed_ids:
-        resolved_whens = []
-        if resolved_now:
-            resolved_whens.append(When(pk__in=resolved_now, then=Value(now)))
-        if resolved_cleared:
-            resolved_whens.append(When(pk__in=resolved_cleared, then=Value(None)))
-        Issue.objects.filter(pk__in=changed_ids).update(
-            status=Case(
-                *(When(pk__in=ids, then=Value(status)) for status, ids in ids_by_status.items()),
-                default=F("status"),
-            ),
-            resolved_at=Case(*resolved_whens, default=F("resolved_at"), output_field=DateTimeField()),
-            version=F("version") + 1,
-            updated_at=now,
-        )
-        IssueEvent.objects.bulk_create(new_events)
-    return {"updated": len(changed_ids), "unchanged": len(items) - len(changed_ids), "results": results}
+    resolved_whens = []
+    if resolved_now:
+        resolved_whens.append(When(pk__in=resolved_now, then=Value(now)))
+    if resolved_cleared:
+        resolved_whens.append(When(pk__in=resolved_cleared, then=Value(None)))
+    Issue.objects.filter(pk__in=[change[0] for change in changes]).update(
+        status=Case(
+            *(When(pk__in=ids, then=Value(status)) for status, ids in ids_by_status.items()),
+            default=F("status"),
+        ),
+        resolved_at=Case(*resolved_whens, default=F("resolved_at"), output_field=DateTimeField()),
+        version=F("version") + 1,
+        updated_at=now,
+    )
+    IssueEvent.objects.bulk_create(new_events)
 
 
 IMPORT_BATCH_SIZE = 5_000
