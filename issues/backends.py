@@ -4,7 +4,8 @@ from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
-from django.db.models import Q
+
+FIELDS = ("content_type__app_label", "codename")
 
 
 class OneQueryPermissionBackend(ModelBackend):
@@ -15,13 +16,11 @@ class OneQueryPermissionBackend(ModelBackend):
             return set()
         if not hasattr(user_obj, "_perm_cache"):
             if user_obj.is_superuser:
-                perms = Permission.objects.all()
+                perms = Permission.objects.order_by().values_list(*FIELDS)
             else:
-                perms = Permission.objects.filter(Q(user=user_obj) | Q(group__user=user_obj))
-            user_obj._perm_cache = {
-                f"{app_label}.{codename}"
-                for app_label, codename in perms.order_by()
-                .values_list("content_type__app_label", "codename")
-                .distinct()
-            }
+                # Two inner-join arms in one UNION: cheaper than one query OR-ing two outer joins.
+                own = Permission.objects.filter(user=user_obj).order_by().values_list(*FIELDS)
+                via_groups = Permission.objects.filter(group__user=user_obj).order_by().values_list(*FIELDS)
+                perms = own.union(via_groups)
+            user_obj._perm_cache = {f"{app_label}.{codename}" for app_label, codename in perms}
         return user_obj._perm_cache
