@@ -248,6 +248,8 @@ class ImportParser:
         self.width = len(cells)
 
     def __iter__(self) -> Iterator[ParsedRow | RowError]:
+        """The rows, validated. The per-row work is kept in this one loop on purpose (no helper call, no dict
+        unless the row has errors, set lookups for the choices): it caps the speed of the whole import."""
         col = self.columns
         width = self.width
         max_rows = self.max_rows
@@ -258,92 +260,139 @@ class ImportParser:
         ai = col.get("assignee")
         li = col.get("labels")
         names = {index: name for name, index in col.items()}
+        source = self._source
+        make_row = ParsedRow._make
+        statuses, priorities = STATUSES, PRIORITIES
+        default_status, default_priority = DEFAULT_STATUS, DEFAULT_PRIORITY
         while True:
-            record = self._next_record()
-            if record is None:
+            reader = self._reader
+            base = self._base
+            previous = reader.line_num  # the record read next starts on the line after this one
+            source.record_start = base + previous + 1
+            try:
+                for cells in reader:
+                    line = base + previous + 1
+                    previous = reader.line_num
+                    source.record_start = base + previous + 1
+                    if not cells:
+                        continue
+                    self.total_rows += 1
+                    if self.total_rows > max_rows:
+                        raise ImportTooLarge(f"The file has more than {max_rows} rows.")
+                    if len(cells) != width:
+                        yield self._width_error(cells, line, base + previous, names)
+                        continue
+
+                    errors = None
+                    title = cells[ti]
+                    if title and title[0] == "'":
+                        title = unescape_cell(title)
+                    title = title.strip()
+                    if not title or len(title) > MAX_TITLE or "\x00" in title:
+                        errors = {"title": [_title_error(title)]}
+
+                    description = ""
+                    if di is not None:
+                        description = cells[di]
+                        if description:
+                            if description[0] == "'":
+                                description = unescape_cell(description)
+                            if "\x00" in description:
+                                errors = errors or {}
+                                errors["description"] = [NUL_ERROR]
+                            elif len(description) > MAX_DESCRIPTION:
+                                errors = errors or {}
+                                errors["description"] = [
+                                    f"Ensure this field has no more than {MAX_DESCRIPTION} characters."
+                                ]
+
+                    status = default_status
+                    if si is not None:
+                        raw = cells[si]
+                        if raw in statuses:
+                            status = raw
+                        elif raw:
+                            raw = raw.strip().lower()
+                            if raw in statuses:
+                                status = raw
+                            elif raw:
+                                errors = errors or {}
+                                errors["status"] = [_choice_error(cells[si], statuses)]
+
+                    priority = default_priority
+                    if pi is not None:
+                        raw = cells[pi]
+                        if raw in priorities:
+                            priority = raw
+                        elif raw:
+                            raw = raw.strip().lower()
+                            if raw in priorities:
+                                priority = raw
+                            elif raw:
+                                errors = errors or {}
+                                errors["priority"] = [_choice_error(cells[pi], priorities)]
+
+                    assignee = None
+                    if ai is not None:
+                        raw = cells[ai]
+                        if raw:
+                            if raw[0] == "'":
+                                raw = unescape_cell(raw)
+                            raw = raw.strip()
+                            if raw:
+                                if "\x00" in raw:
+                                    errors = errors or {}
+                                    errors["assignee"] = [NUL_ERROR]
+                                elif len(raw) > MAX_USERNAME:
+                                    errors = errors or {}
+                                    errors["assignee"] = ["Unknown user: no user has this id or username."]
+                                else:
+                                    assignee = raw
+
+                    labels: tuple[str, ...] = ()
+                    if li is not None and cells[li]:
+                        labels, label_error = _parse_labels(cells[li])
+                        if label_error:
+                            errors = errors or {}
+                            errors["labels"] = [label_error]
+
+                    if errors:
+                        yield RowError(line, errors)
+                    else:
+                        yield make_row((line, title, description, status, priority, assignee, labels))
                 return
-            self.total_rows += 1
-            if self.total_rows > max_rows:
-                raise ImportTooLarge(f"The file has more than {max_rows} rows.")
-            if isinstance(record, RowError):
-                yield record
-                continue
-            line, last_line, cells = record
-            if len(cells) != width:
-                if len(cells) < width:
-                    missing = ", ".join(names[i] for i in sorted(names) if i >= len(cells)) or "unnamed columns"
-                    message = f"The row has {len(cells)} cells, the header {width} (missing: {missing})."
-                else:
-                    message = f"The row has {len(cells)} cells, the header only {width} (extra cells)."
-                if last_line != line:
-                    message += f" It spans lines {line}-{last_line}: is a quoted field left open?"
-                yield RowError(line, {"non_field_errors": [message]})
-                continue
+            except UnicodeDecodeError:
+                raise CsvDecodeError(base + reader.line_num + 1) from None
+            except csv.Error as exc:
+                # Report the record at its first line; read the lines after that one again, with a fresh reader.
+                start = base + previous + 1
+                end = base + reader.line_num
+                self._reader = source.reader(source.lines_between(start + 1, end))
+                self._base = start
+                self.total_rows += 1
+                if self.total_rows > max_rows:
+                    raise ImportTooLarge(f"The file has more than {max_rows} rows.") from None
+                message = "Unterminated quoted field." if "end of data" in str(exc) else f"Malformed CSV: {exc}."
+                yield RowError(start, {"non_field_errors": [message]})
 
-            errors: dict[str, list[str]] = {}
-            title = cells[ti]
-            if title and title[0] == "'":
-                title = unescape_cell(title)
-            title = title.strip()
-            if "\x00" in title:
-                errors["title"] = [NUL_ERROR]
-            elif not title:
-                errors["title"] = [BLANK_ERROR]
-            elif len(title) > MAX_TITLE:
-                errors["title"] = [f"Ensure this field has no more than {MAX_TITLE} characters."]
+    def _width_error(self, cells: list[str], line: int, last_line: int, names: dict[int, str]) -> RowError:
+        width = self.width
+        if len(cells) < width:
+            missing = ", ".join(names[i] for i in sorted(names) if i >= len(cells)) or "unnamed columns"
+            message = f"The row has {len(cells)} cells, the header {width} (missing: {missing})."
+        else:
+            message = f"The row has {len(cells)} cells, the header only {width} (extra cells)."
+        if last_line != line:
+            message += f" It spans lines {line}-{last_line}: is a quoted field left open?"
+        return RowError(line, {"non_field_errors": [message]})
 
-            description = ""
-            if di is not None:
-                description = cells[di]
-                if description and description[0] == "'":
-                    description = unescape_cell(description)
-                if "\x00" in description:
-                    errors["description"] = [NUL_ERROR]
-                elif len(description) > MAX_DESCRIPTION:
-                    errors["description"] = [f"Ensure this field has no more than {MAX_DESCRIPTION} characters."]
 
-            status = DEFAULT_STATUS
-            if si is not None:
-                raw = cells[si].strip().lower()
-                if raw:
-                    if raw in STATUSES:
-                        status = raw
-                    else:
-                        errors["status"] = [_choice_error(cells[si], STATUSES)]
-
-            priority = DEFAULT_PRIORITY
-            if pi is not None:
-                raw = cells[pi].strip().lower()
-                if raw:
-                    if raw in PRIORITIES:
-                        priority = raw
-                    else:
-                        errors["priority"] = [_choice_error(cells[pi], PRIORITIES)]
-
-            assignee = None
-            if ai is not None:
-                raw = cells[ai]
-                if raw and raw[0] == "'":
-                    raw = unescape_cell(raw)
-                raw = raw.strip()
-                if raw:
-                    if "\x00" in raw:
-                        errors["assignee"] = [NUL_ERROR]
-                    elif len(raw) > MAX_USERNAME:
-                        errors["assignee"] = ["Unknown user: no user has this id or username."]
-                    else:
-                        assignee = raw
-
-            labels: tuple[str, ...] = ()
-            if li is not None and cells[li]:
-                labels, label_error = _parse_labels(cells[li])
-                if label_error:
-                    errors["labels"] = [label_error]
-
-            if errors:
-                yield RowError(line, errors)
-            else:
-                yield ParsedRow(line, title, description, status, priority, assignee, labels)
+def _title_error(title: str) -> str:
+    if "\x00" in title:
+        return NUL_ERROR
+    if not title:
+        return BLANK_ERROR
+    return f"Ensure this field has no more than {MAX_TITLE} characters."
 
 
 def _choice_error(value: str, choices: frozenset[str]) -> str:
