@@ -184,7 +184,7 @@ class IssueSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_labels(self, issue: Issue) -> list[str]:
-        return [label.name for label in issue.labels.all()]
+        return label_names(issue)
 
     def to_representation(self, issue: Issue) -> dict[str, Any]:
         """The declared fields, built directly: the list renders up to 100 of these per request, and
@@ -198,12 +198,17 @@ class IssueSerializer(serializers.ModelSerializer):
             "priority": issue.priority,
             "assignee": issue.assignee_id,
             "reporter": issue.reporter_id,
-            "labels": [label.name for label in issue.labels.all()],
+            "labels": label_names(issue),
             "version": issue.version,
             "created_at": iso_datetime(issue.created_at),
             "updated_at": iso_datetime(issue.updated_at),
             "resolved_at": iso_datetime(issue.resolved_at),
         }
+
+
+def label_names(issue: Issue) -> list[str]:
+    """An issue's label names, ignoring case in the order (the same on every database)."""
+    return sorted((label.name for label in issue.labels.all()), key=lambda name: (name.lower(), name))
 
 
 def iso_datetime(value: Any) -> str | None:

@@ -44,6 +44,15 @@ def labels_ensure(names: Iterable[str]) -> list[Label]:
     return [found[key] for key, _ in ordered]
 
 
+def _remember_labels(issue: Issue, labels: list[Label]) -> None:
+    """Leave ``labels`` on the instance the way ``prefetch_related("labels")`` does, so that rendering
+    the issue a service returns costs no further query."""
+    cached = Label.objects.filter(pk__in=[label.pk for label in labels])
+    cached._result_cache = list(labels)
+    cached._prefetch_done = True
+    issue._prefetched_objects_cache = {"labels": cached}
+
+
 @transaction.atomic
 def issue_create(
     *,
@@ -75,6 +84,7 @@ def issue_create(
     IssueEvent.objects.create(
         issue=issue, type=EventType.CREATED, actor_id=_actor_id(actor), source=source, timestamp=now, details={}
     )
+    _remember_labels(issue, label_objs)
     return issue
 
 
@@ -109,6 +119,7 @@ def issue_update(
 
     diff = events.diff(before, after)
     if not diff:
+        _remember_labels(issue, current_labels)
         return issue, False
 
     now = timezone.now()
@@ -132,6 +143,7 @@ def issue_update(
     IssueEvent.objects.bulk_create(
         events.build_events(issue_id=issue.pk, changes=diff, actor_id=_actor_id(actor), source=source, timestamp=now)
     )
+    _remember_labels(issue, new_labels)
     return issue, True
 
 

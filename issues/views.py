@@ -219,8 +219,8 @@ class IssueViewSet(viewsets.GenericViewSet):
     def _issue_id(self) -> int:
         return parse_id(self.kwargs["pk"])
 
-    def _issue_response(self, issue_id: int, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
-        issue = selectors.issue_get(issue_id=issue_id)
+    def _issue_response(self, issue: Issue, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
+        """An issue a service returned (its labels already loaded), with its ETag."""
         return Response(IssueSerializer(issue).data, status=http_status, headers={"ETag": etag_of(issue), **headers})
 
     @property
@@ -259,7 +259,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         issue = services.issue_create(actor=request.user, **data.validated_data)
         location = request.build_absolute_uri(reverse("issue-detail", kwargs={"pk": issue.pk}))
-        return self._issue_response(issue.pk, status.HTTP_201_CREATED, Location=location)
+        return self._issue_response(issue, status.HTTP_201_CREATED, Location=location)
 
     @extend_schema(
         responses={200: IssueDetailSerializer, 304: OpenApiResponse(description="Not modified")},
@@ -307,7 +307,7 @@ class IssueViewSet(viewsets.GenericViewSet):
             raise NotFound() from exc
         except VersionConflict as conflict:
             return conflict_response(conflict, conflict_status)
-        return self._issue_response(issue.pk)
+        return self._issue_response(issue)
 
     @extend_schema(
         request=LabelsReplaceInputSerializer,
@@ -333,7 +333,7 @@ class IssueViewSet(viewsets.GenericViewSet):
             raise NotFound() from exc
         except VersionConflict as conflict:
             return conflict_response(conflict, status.HTTP_409_CONFLICT)
-        return self._issue_response(issue.pk)
+        return self._issue_response(issue)
 
     @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)}, filters=False)
     @extend_schema(methods=["POST"], request=CommentInputSerializer, responses={201: CommentSerializer})

@@ -92,3 +92,17 @@ def test_comments_listing_costs_the_same(member_client):
     for _ in range(50):
         CommentFactory(issue=issue, author=UserFactory())
     assert count_queries(member_client, f"/api/issues/{issue.pk}/comments", page_size=100) == few
+
+
+def test_patch_and_create_answer_without_reading_the_issue_again(member_client, django_assert_num_queries):
+    issue = IssueFactory(labels=[LabelFactory(name="bug")])
+    # auth (2), lock the row, its labels, the compare-and-set UPDATE, the events INSERT; inside the test's
+    # own transaction the service's atomic block is a SAVEPOINT/RELEASE pair (2) instead of BEGIN/COMMIT
+    with django_assert_num_queries(2 + 4 + 2):
+        response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "New", "version": 1}, format="json")
+    assert response.json()["labels"] == ["bug"]
+    assert response.json()["version"] == 2
+    # auth (2), INSERT issue, create missing labels, read them back, add them, INSERT the created event
+    with django_assert_num_queries(2 + 5 + 2):
+        response = member_client.post("/api/issues", {"title": "x", "labels": ["b", "A"]}, format="json")
+    assert response.json()["labels"] == ["A", "b"]
