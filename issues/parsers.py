@@ -10,27 +10,20 @@ from rest_framework.parsers import JSONParser
 MAX_JSON_DEPTH = 32
 
 
-def _depth_exceeds(text: str, limit: int) -> bool:
-    """True when brackets outside strings nest deeper than ``limit`` (checked before json.loads recurses)."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True when the parsed ``value`` nests containers deeper than ``limit`` (an iterative walk)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
 
 
@@ -49,9 +42,13 @@ class SafeJSONParser(JSONParser):
             text = raw.decode(encoding)
         except (UnicodeDecodeError, LookupError) as exc:
             raise ParseError(f"JSON parse error - body is not valid {encoding}.") from exc
-        if _depth_exceeds(text, MAX_JSON_DEPTH):
-            raise ParseError(f"JSON parse error - nesting deeper than {MAX_JSON_DEPTH} levels.")
         try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
+            # The C decoder guards its own recursion: nesting beyond the interpreter's limit is a RecursionError.
+            data = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError as exc:
+            raise ParseError(f"JSON parse error - nesting deeper than {MAX_JSON_DEPTH} levels.") from exc
+        except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from exc
+        if _depth_exceeds(data, MAX_JSON_DEPTH):
+            raise ParseError(f"JSON parse error - nesting deeper than {MAX_JSON_DEPTH} levels.")
+        return data

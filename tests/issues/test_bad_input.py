@@ -210,3 +210,16 @@ def test_server_error_under_api_is_json(member_client, monkeypatch):
     response = member_client.get("/api/issues/1")
     assert response.status_code == 500
     assert response.json() == {"detail": "A server error occurred.", "code": "server_error"}
+
+
+@pytest.mark.parametrize(("depth", "parsed"), [(32, True), (33, False)])
+def test_json_nesting_limit_is_exactly_32_levels(member_client, depth, parsed):
+    nested = "[" * (depth - 1) + "]" * (depth - 1)  # the outer object is level 1
+    raw = '{"title": "deep", "labels": ' + nested + "}"
+    response = member_client.generic("POST", "/api/issues", raw, content_type="application/json")
+    assert response.status_code == 400
+    if parsed:  # the body parsed; nested lists are just not label names
+        assert "labels" in response.json()
+    else:
+        assert "nesting deeper than 32" in response.json()["detail"]
+    assert_no_writes()
