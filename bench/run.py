@@ -703,13 +703,17 @@ def write_plot(results: dict[str, Any], out: Path) -> None:
     xs = [SIZES[s] for s in sizes]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharex=True)
     for ax, key, title in ((axes[0], "p50_ms", "p50 latency"), (axes[1], "p99_ms", "p99 latency")):
-        for name in ENDPOINT_ORDER:
+        colors = plt.cm.tab20.colors
+        for index, name in enumerate(ENDPOINT_ORDER):
             points = [(x, results["sizes"][s]["endpoints"][name][key]) for x, s in zip(xs, sizes, strict=True)
                       if name in results["sizes"][s]["endpoints"]]  # fmt: skip
             if not points:
                 continue
             style = "--" if name.startswith("floor_") else "-"
-            ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=name)
+            ax.plot(
+                [p[0] for p in points], [p[1] for p in points], style,
+                marker="osD^v<>ph*"[index % 10], color=colors[index % len(colors)], label=name,
+            )  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("issues in the table")
