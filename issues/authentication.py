@@ -1,8 +1,41 @@
-"""Token authentication that accepts both ``Authorization: Token <key>`` and ``Bearer <key>``."""
+"""Token authentication that accepts both ``Authorization: Token <key>`` and ``Bearer <key>``, and loads the
+token, its user and the user's permissions in a single query."""
 
+from typing import Any
+
+from django.contrib.auth.models import Permission
+from django.db.models import Aggregate, CharField, OuterRef, Subquery, TextField, Value
+from django.db.models.functions import Concat
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
+from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
+
+PERMISSION_SEPARATOR = " "
+
+
+class ConcatAll(Aggregate):
+    """``string_agg(expr, ' ')`` on PostgreSQL, ``group_concat(expr, ' ')`` on SQLite."""
+
+    function = "STRING_AGG"
+    template = f"%(function)s(%(expressions)s, '{PERMISSION_SEPARATOR}')"
+    output_field = TextField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
+
+
+def _permission_names(through: str) -> Subquery:
+    """One string holding the ``app_label.codename`` of every permission the token's user has ``through``
+    its groups (``"group__user"``) or directly (``"user"``)."""
+    names = (
+        Permission.objects.filter(**{through: OuterRef("user_id")})
+        .order_by()
+        .values(through)
+        .annotate(names=ConcatAll(Concat("content_type__app_label", Value("."), "codename", output_field=CharField())))
+        .values("names")
+    )
+    return Subquery(names, output_field=TextField())
 
 
 class TokenOrBearerAuthentication(TokenAuthentication):
@@ -20,7 +53,23 @@ class TokenOrBearerAuthentication(TokenAuthentication):
         # reaches the database.
         if len(key) > 64 or not key.isalnum() or not key.isascii():
             raise exceptions.AuthenticationFailed("Invalid token.")
-        return super().authenticate_credentials(key)
+        try:
+            token = (
+                Token.objects.select_related("user")
+                .annotate(group_perms=_permission_names("group__user"), own_perms=_permission_names("user"))
+                .get(key=key)
+            )
+        except Token.DoesNotExist as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        user = token.user
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        if not user.is_superuser:
+            # The permission backend (issues.backends) keeps a user's permissions in ``_perm_cache``; filling
+            # it here spares every request the separate permission query.
+            names = f"{token.group_perms or ''}{PERMISSION_SEPARATOR}{token.own_perms or ''}"
+            user._perm_cache = {name for name in names.split(PERMISSION_SEPARATOR) if name}
+        return user, token
 
     def authenticate_header(self, request: Request) -> str:
         return "Token"

@@ -142,3 +142,25 @@ def test_non_staff_are_kept_out_of_the_admin(client, role, request):
 def test_staff_reach_the_admin(client, staff):
     client.force_login(staff)
     assert client.get("/admin/issues/issue/").status_code == 200
+
+
+def test_token_carries_group_and_direct_permissions(viewer):
+    from django.contrib.auth.models import Permission
+
+    client = make_client(viewer)
+    assert client.post("/api/issues", {"title": "x"}, format="json").status_code == 403
+    viewer.user_permissions.add(Permission.objects.get(codename="add_issue"))
+    assert client.post("/api/issues", {"title": "x"}, format="json").status_code == 201
+    assert client.post("/api/labels", {"name": "x"}, format="json").status_code == 403
+
+
+def test_token_of_inactive_user_is_401(member):
+    client = make_client(member)
+    member.is_active = False
+    member.save()
+    assert client.get("/api/issues").status_code == 401
+
+
+def test_superuser_token_has_every_permission():
+    admin = UserFactory(username="root", is_superuser=True)
+    assert make_client(admin).post("/api/labels", {"name": "from-root"}, format="json").status_code == 201
