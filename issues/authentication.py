@@ -1,28 +1,17 @@
 """Token authentication that accepts both ``Authorization: Token <key>`` and ``Bearer <key>``, and loads the
 token, its user and the user's permissions in a single query."""
 
-from typing import Any
-
 from django.contrib.auth.models import Permission
-from django.db.models import Aggregate, CharField, OuterRef, Subquery, TextField, Value
+from django.db.models import CharField, OuterRef, Subquery, TextField, Value
 from django.db.models.functions import Concat
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
+from .aggregates import ConcatAll
+
 PERMISSION_SEPARATOR = " "
-
-
-class ConcatAll(Aggregate):
-    """``string_agg(expr, ' ')`` on PostgreSQL, ``group_concat(expr, ' ')`` on SQLite."""
-
-    function = "STRING_AGG"
-    template = f"%(function)s(%(expressions)s, '{PERMISSION_SEPARATOR}')"
-    output_field = TextField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra_context)
 
 
 def _permission_names(through: str) -> Subquery:
@@ -32,7 +21,12 @@ def _permission_names(through: str) -> Subquery:
         Permission.objects.filter(**{through: OuterRef("user_id")})
         .order_by()
         .values(through)
-        .annotate(names=ConcatAll(Concat("content_type__app_label", Value("."), "codename", output_field=CharField())))
+        .annotate(
+            names=ConcatAll(
+                Concat("content_type__app_label", Value("."), "codename", output_field=CharField()),
+                separator=PERMISSION_SEPARATOR,
+            )
+        )
         .values("names")
     )
     return Subquery(names, output_field=TextField())

@@ -445,7 +445,7 @@ def export_row(issue: Any) -> list[str]:
         issue.status,
         issue.priority,
         esc(issue.assignee_name or ""),
-        esc(",".join(label.name for label in issue.labels.all())),
+        esc(",".join(issue.label_names())),
         esc(issue.reporter_name or ""),
         str(issue.version),
         _iso(issue.created_at),
@@ -472,7 +472,7 @@ EXPORT_CHUNK_ROWS = 2_000
 
 
 def export_issues(queryset: QuerySet) -> Iterator[bytes]:
-    """CSV of the issues of ``queryset`` (which prefetches ``labels``), read ``EXPORT_CHUNK_ROWS`` at a time:
-    one query for the issues of each chunk (usernames joined in) and one for their labels."""
+    """CSV of the issues of ``queryset`` (``selectors.issue_list``, label names joined in), read
+    ``EXPORT_CHUNK_ROWS`` at a time: one query per chunk, usernames joined in."""
     issues = queryset.annotate(assignee_name=F("assignee__username"), reporter_name=F("reporter__username"))
     return export_chunks(issues.iterator(chunk_size=EXPORT_CHUNK_ROWS))

@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 MAX_ID = 2**63 - 1  # largest primary key the database can hold (bigint)
+LABEL_SEPARATOR = ","  # may not occur in a label name
 
 
 class Status(models.TextChoices):
@@ -123,6 +124,16 @@ class Issue(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title}"
+
+    def label_names(self) -> list[str]:
+        """The names of the issue's labels, ordered ignoring case (the same on every database). Reads the
+        ``label_names_joined`` annotation of ``selectors.issue_list`` when present, else ``labels``."""
+        if hasattr(self, "label_names_joined"):
+            joined = self.label_names_joined
+            names = joined.split(LABEL_SEPARATOR) if joined else []
+        else:
+            names = [label.name for label in self.labels.all()]
+        return sorted(names, key=lambda name: (name.lower(), name))
 
 
 class Comment(models.Model):

@@ -108,7 +108,7 @@ class IssueCreateInputSerializer(StrictInputSerializer):
             "status": instance.status,
             "priority": instance.priority,
             "assignee": instance.assignee_id,
-            "labels": [label.name for label in instance.labels.all()],
+            "labels": instance.label_names(),
             "version": instance.version,
         }
         return {name: value for name, value in state.items() if name in self.fields}
@@ -184,7 +184,7 @@ class IssueSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_labels(self, issue: Issue) -> list[str]:
-        return label_names(issue)
+        return issue.label_names()
 
     def to_representation(self, issue: Issue) -> dict[str, Any]:
         """The declared fields, built directly: the list renders up to 100 of these per request, and
@@ -198,17 +198,12 @@ class IssueSerializer(serializers.ModelSerializer):
             "priority": issue.priority,
             "assignee": issue.assignee_id,
             "reporter": issue.reporter_id,
-            "labels": label_names(issue),
+            "labels": issue.label_names(),
             "version": issue.version,
             "created_at": iso_datetime(issue.created_at),
             "updated_at": iso_datetime(issue.updated_at),
             "resolved_at": iso_datetime(issue.resolved_at),
         }
-
-
-def label_names(issue: Issue) -> list[str]:
-    """An issue's label names, ignoring case in the order (the same on every database)."""
-    return sorted((label.name for label in issue.labels.all()), key=lambda name: (name.lower(), name))
 
 
 def iso_datetime(value: Any) -> str | None:

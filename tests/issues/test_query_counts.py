@@ -9,8 +9,8 @@ from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, Lab
 pytestmark = pytest.mark.django_db
 
 # the token with its user and their permissions (one query), then the view's own queries
-LIST_QUERIES = 1 + 3  # COUNT, page of issues, labels of the page (one prefetch)
-DETAIL_QUERIES = 1 + 3  # issue with comment_count subquery, its labels, first 100 comments with authors
+LIST_QUERIES = 1 + 2  # COUNT, page of issues with their label names (a subquery)
+DETAIL_QUERIES = 1 + 2  # issue with label names and comment_count, first 100 comments with authors
 TIMELINE_QUERIES = 1 + 3  # issue exists, COUNT, page of events with actors
 
 
