@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger("issue_tracker.api")
@@ -52,5 +53,9 @@ class ApiGuardMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api_path(request.path_info):
             return None
+        if isinstance(exception, RequestDataTooBig):
+            return json_error(str(exception), "request_too_large", 413)
+        if isinstance(exception, SuspiciousOperation):  # too many fields or files, a bad multipart body, ...
+            return json_error(str(exception) or "Bad request.", "bad_request", 400)
         logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
         return json_error("A server error occurred.", "server_error", 500)

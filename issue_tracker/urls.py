@@ -17,12 +17,24 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None) -> J
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 
-class PublicSchemaView(SpectacularAPIView):
+class JsonErrorsMixin:
+    """The schema and docs views render YAML and HTML; their errors (405, 406, 404) are JSON all the same."""
+
+    def handle_exception(self, exc: Exception) -> JsonResponse:
+        response = super().handle_exception(exc)  # type: ignore[misc]
+        json_response = JsonResponse(dict(response.data), status=response.status_code)
+        for header in ("Allow", "WWW-Authenticate", "Retry-After"):
+            if header in response:
+                json_response[header] = response[header]
+        return json_response
+
+
+class PublicSchemaView(JsonErrorsMixin, SpectacularAPIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
 
-class PublicDocsView(SpectacularSwaggerView):
+class PublicDocsView(JsonErrorsMixin, SpectacularSwaggerView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 

@@ -103,10 +103,16 @@ class CommentAdmin(admin.ModelAdmin):
         # A comment's body is history once posted: it has no "edited" event to record a change.
         return ["issue", "body", "author", "created_at"] if obj else ["author", "created_at"]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A comment is part of the timeline (its ``commented`` event); there is no event for removing one.
+        return False
+
     def save_model(self, request: HttpRequest, obj: Comment, form: forms.ModelForm, change: bool) -> None:
         if change:
             return
-        created = services.comment_create(issue_id=obj.issue_id, author=request.user, body=obj.body)
+        created = services.comment_create(
+            issue_id=obj.issue_id, author=request.user, body=obj.body, source=Source.ADMIN
+        )
         obj.pk = created.pk
         obj.refresh_from_db()
 

@@ -1,11 +1,13 @@
 """Filters of the issue list (also used by the CSV export). Invalid values are a 400 naming the parameter."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters as filters
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
 from .models import MAX_ID, PRIORITY_RANK, Issue, Priority, Status
@@ -34,7 +36,7 @@ class IdOrNoneField(forms.CharField):
             return None
         if value.lower() == "none":
             return "none"
-        if not value.isdigit() or not 1 <= int(value) <= MAX_ID:
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_ID:
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
         return int(value)
 
@@ -48,6 +50,23 @@ class IdOrNoneFilter(filters.Filter):
         if value == "none":
             return qs.filter(**{f"{self.field_name}__isnull": True})
         return qs.filter(**{self.field_name: value})
+
+
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time that exists in UTC (``9999-12-31T23:59:59-23:00`` does not)."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise forms.ValidationError("Date-time out of range.", code="invalid") from exc
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class IntegerFilter(filters.Filter):
@@ -117,9 +136,9 @@ class IssueFilterSet(filters.FilterSet):
     reporter = IntegerFilter(field_name="reporter_id", min_value=1, max_value=MAX_ID)
     label = AllLabelsFilter()
     q = filters.CharFilter(method="filter_q", max_length=200)
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    updated_after = filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
     ordering = IssueOrderingFilter(fields=ORDERING_FIELDS)
 
     class Meta:

@@ -4,6 +4,7 @@ Models hold no behaviour that writes: every write lives in ``issues.services``.
 """
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -51,10 +52,16 @@ class EventType(models.TextChoices):
     COMMENTED = "commented", "Commented"
 
 
+def validate_label_name(value: str) -> None:
+    """Label names are joined with ``,`` (and CSV cells split on ``,`` or ``;``), so neither may occur in one."""
+    if "," in value or ";" in value:
+        raise ValidationError("Label names may not contain ',' or ';'.")
+
+
 class Label(models.Model):
     """A tag on issues. Names are unique ignoring case, enforced by a functional unique index."""
 
-    name = models.CharField(max_length=50)
+    name = models.CharField(max_length=50, validators=[validate_label_name])
     color = models.CharField(max_length=7, default="#cccccc")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import MAX_ID, Comment, Issue, IssueEvent, Label, Priority, Status
+from .models import MAX_ID, Comment, Issue, IssueEvent, Label, Priority, Status, validate_label_name
 from .services import BulkItem
 
 User = get_user_model()
@@ -34,10 +34,11 @@ class TextField(serializers.CharField):
         super().__init__(**kwargs)
         self.validators.append(encodable_text)
 
-
-def label_name_valid(value: str) -> None:
-    if "," in value or ";" in value:
-        raise DjangoValidationError("Label names may not contain ',' or ';'.")
+    def to_internal_value(self, data: Any) -> str:
+        # DRF's CharField turns numbers into text ({"title": 1e999} would become "inf"); JSON text is a string.
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class LabelNameField(TextField):
@@ -46,7 +47,7 @@ class LabelNameField(TextField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 50)
         super().__init__(**kwargs)
-        self.validators.append(label_name_valid)
+        self.validators.append(validate_label_name)
 
 
 class UserIdField(serializers.PrimaryKeyRelatedField):
@@ -56,7 +57,7 @@ class UserIdField(serializers.PrimaryKeyRelatedField):
         if isinstance(data, bool) or not isinstance(data, int | str):
             self.fail("incorrect_type", data_type=type(data).__name__)
         if isinstance(data, str):
-            if not data.isdigit() or len(data) > 19:
+            if not (data.isascii() and data.isdigit()) or len(data) > 19:
                 self.fail("incorrect_type", data_type="str")
             data = int(data)
         if not 1 <= data <= MAX_ID:

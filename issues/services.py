@@ -148,7 +148,7 @@ def issue_update(
 
 
 @transaction.atomic
-def comment_create(*, issue_id: int, author: User, body: str) -> Comment:
+def comment_create(*, issue_id: int, author: User, body: str, source: str = Source.API) -> Comment:
     """Add a comment and its ``commented`` event; the issue's ``updated_at`` moves, its version does not.
 
     Raises ``Issue.DoesNotExist``.
@@ -161,7 +161,7 @@ def comment_create(*, issue_id: int, author: User, body: str) -> Comment:
         issue_id=issue_id,
         type=EventType.COMMENTED,
         actor_id=_actor_id(author),
-        source=Source.API,
+        source=source,
         timestamp=now,
         details={"comment_id": comment.pk, "excerpt": events.comment_excerpt(body)},
     )

@@ -68,7 +68,7 @@ def parse_etag(header: str) -> int | None:
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
-    return int(value) if value.isdigit() and len(value) <= 10 else None
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 10 else None
 
 
 def conflict_response(conflict: VersionConflict, http_status: int) -> Response:
@@ -273,7 +273,8 @@ class IssueViewSet(viewsets.GenericViewSet):
             raise NotFound() from exc
         etag = etag_of(issue)
         if_none_match = request.headers.get("If-None-Match", "")
-        if if_none_match and (if_none_match.strip() == "*" or parse_etag(if_none_match) == issue.version):
+        tags = [tag.strip() for tag in if_none_match.split(",")]
+        if "*" in tags or issue.version in {parse_etag(tag) for tag in tags if tag}:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
         comments = selectors.issue_comments_preview(issue_id=issue_id)
         data = IssueDetailSerializer(issue, context={"comments": comments}).data
@@ -531,7 +532,7 @@ class ObtainTokenView(APIView):
         503: inline_serializer("HealthDown", {"status": serializers.CharField(), "database": serializers.CharField()}),
     }
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @authentication_classes([])
 @permission_classes([AllowAny])
 def health(request: Request) -> Response:
@@ -546,7 +547,7 @@ def health(request: Request) -> Response:
 
 
 @extend_schema(responses={200: inline_serializer("ApiRoot", {"issues": serializers.URLField()})})
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @permission_classes([AllowAny])
 def api_root(request: Request) -> Response:
     """The entry point: links to every collection."""

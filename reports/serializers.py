@@ -182,9 +182,12 @@ class ThroughputParamsSerializer(ReportParamsSerializer):
         until = attrs.get("until") or timezone.now()
         since = attrs.get("since")
         if since is None:
-            since = selectors.period_start(until - timedelta(microseconds=1), interval)
-            for _ in range(DEFAULT_PERIODS[interval] - 1):
-                since = selectors.period_start(since - timedelta(microseconds=1), interval)
+            try:
+                since = selectors.period_start(until - timedelta(microseconds=1), interval)
+                for _ in range(DEFAULT_PERIODS[interval] - 1):
+                    since = selectors.period_start(since - timedelta(microseconds=1), interval)
+            except (OverflowError, ValueError) as exc:
+                raise serializers.ValidationError({"until": ["Date out of range for the default window."]}) from exc
         attrs = super().validate({**attrs, "since": since, "until": until})
         if selectors.count_periods(interval, since, until) > MAX_PERIODS:
             message = f"The window holds more than {MAX_PERIODS} {interval} periods; narrow it or use a longer one."

@@ -94,3 +94,12 @@ def test_cost_is_two_queries_whatever_the_number_of_issues(scenario, django_asse
         after = selectors.report_throughput(interval="day", since=since, until=until)
     assert len(before) == len(after) == 21
     assert after[5]["created"] == before[5]["created"] + 30
+
+
+@pytest.mark.parametrize(
+    ("interval", "until"), [("month", "0001-01-01"), ("week", "0001-01-02"), ("day", "0001-01-01T00:00:00")]
+)
+def test_default_window_before_year_one_is_400(member_client, interval, until):
+    response = member_client.get("/api/reports/throughput", {"interval": interval, "until": until})
+    assert response.status_code == 400
+    assert "until" in response.json()
