@@ -308,29 +308,17 @@ class ImportParser:
 
                     status = default_status
                     if si is not None:
-                        raw = cells[si]
-                        if raw in statuses:
-                            status = raw
-                        elif raw:
-                            raw = raw.strip().lower()
-                            if raw in statuses:
-                                status = raw
-                            elif raw:
-                                errors = errors or {}
-                                errors["status"] = [_choice_error(cells[si], statuses)]
+                        status, error = _choice(cells[si], statuses, default_status)
+                        if error:
+                            errors = errors or {}
+                            errors["status"] = [error]
 
                     priority = default_priority
                     if pi is not None:
-                        raw = cells[pi]
-                        if raw in priorities:
-                            priority = raw
-                        elif raw:
-                            raw = raw.strip().lower()
-                            if raw in priorities:
-                                priority = raw
-                            elif raw:
-                                errors = errors or {}
-                                errors["priority"] = [_choice_error(cells[pi], priorities)]
+                        priority, error = _choice(cells[pi], priorities, default_priority)
+                        if error:
+                            errors = errors or {}
+                            errors["priority"] = [error]
 
                     assignee = None
                     if ai is not None:
@@ -393,6 +381,19 @@ def _title_error(title: str) -> str:
     if not title:
         return BLANK_ERROR
     return f"Ensure this field has no more than {MAX_TITLE} characters."
+
+
+def _choice(raw: str, choices: frozenset[str], default: str) -> tuple[str, str | None]:
+    """A status or priority cell: an exact match first (the common case), then ignoring case and surrounding
+    spaces; blank means ``default``. Returns the value and an error message (or None)."""
+    if raw in choices:
+        return raw, None
+    cleaned = raw.strip().lower()
+    if not cleaned:
+        return default, None
+    if cleaned in choices:
+        return cleaned, None
+    return default, _choice_error(raw, choices)
 
 
 def _choice_error(value: str, choices: frozenset[str]) -> str:
