@@ -79,6 +79,10 @@ class CsvHeaderError(Exception):
 class ImportTooLarge(Exception):
     """The upload has more bytes or rows than the settings allow."""
 
+    @classmethod
+    def bytes(cls, limit: int) -> "ImportTooLarge":
+        return cls(f"The file is larger than the limit of {limit} bytes.")
+
 
 class ParsedRow(NamedTuple):
     """A row that passed validation. ``assignee`` is the raw id-or-username (None when empty)."""
@@ -149,7 +153,7 @@ class _LineSource:
                 continue
             total += len(chunk)
             if total > self._max_bytes:
-                raise ImportTooLarge(f"The file is larger than the limit of {self._max_bytes} bytes.")
+                raise ImportTooLarge.bytes(self._max_bytes)
             lines = (tail + chunk if tail else chunk).splitlines(keepends=True)
             # The last piece is complete only if it ends with LF (a final CR may be the first half of CRLF).
             tail = b"" if lines[-1].endswith(b"\n") else lines.pop()

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -16,16 +16,6 @@ class VersionConflict(Exception):
         super().__init__(f"version conflict on issue {current.pk}")
         self.current = current
         self.expected = expected
-
-
-class ImportTooLarge(Exception):
-    """A CSV import exceeds IMPORT_MAX_BYTES or IMPORT_MAX_ROWS."""
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "Request body too large."
-    default_code = "request_too_large"
 
 
 def _code_of(exc: exceptions.APIException) -> str:

@@ -125,7 +125,7 @@ class ImportSizeLimitHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
         if start + len(raw_data) > settings.IMPORT_MAX_BYTES:
-            raise csv_io.ImportTooLarge(f"The file is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes.")
+            raise csv_io.ImportTooLarge.bytes(settings.IMPORT_MAX_BYTES)
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
@@ -152,7 +152,7 @@ def import_chunks(request: Request) -> Iterator[bytes]:
         if upload is None:
             raise ValidationError({"file": ["No file was submitted (multipart field 'file')."]})
         if upload.size > settings.IMPORT_MAX_BYTES:
-            raise csv_io.ImportTooLarge(f"The file is larger than the limit of {settings.IMPORT_MAX_BYTES} bytes.")
+            raise csv_io.ImportTooLarge.bytes(settings.IMPORT_MAX_BYTES)
         return upload.chunks(IMPORT_CHUNK_BYTES)
     if media_type in CSV_MEDIA_TYPES:
         return _read_body(request._request)
