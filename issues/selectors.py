@@ -1,30 +1,19 @@
 """Every read of the tracker that needs joins or filtering; each returns a queryset with its joins applied."""
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, TextField, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
 
-from .aggregates import ConcatAll
+from .aggregates import CommentCount, LabelNamesJoined
 from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, Label
 
 DETAIL_COMMENT_LIMIT = 100
 
 
-def _label_names_joined() -> Subquery:
-    """The names of an issue's labels in one string (names may not contain the separator)."""
-    names = (
-        Label.objects.filter(issues=OuterRef("pk"))
-        .order_by()
-        .values("issues")
-        .annotate(joined=ConcatAll("name", separator=LABEL_SEPARATOR))
-        .values("joined")
-    )
-    return Subquery(names, output_field=TextField())
-
-
 def issue_list() -> QuerySet[Issue]:
     """Issues newest first, each with its label names joined in by a subquery (no extra query per page)."""
-    return Issue.objects.annotate(label_names_joined=_label_names_joined()).order_by("-created_at", "-id")
+    return Issue.objects.annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)).order_by(
+        "-created_at", "-id"
+    )
 
 
 def issue_get(*, issue_id: int) -> Issue:
@@ -34,12 +23,7 @@ def issue_get(*, issue_id: int) -> Issue:
 
 def issue_detail(*, issue_id: int) -> Issue:
     """One issue with its label names and ``comment_count``. Raises ``Issue.DoesNotExist``."""
-    count = Comment.objects.filter(issue=OuterRef("pk")).order_by().values("issue").annotate(n=Count("pk")).values("n")
-    return (
-        issue_list()
-        .annotate(comment_count=Coalesce(Subquery(count, output_field=IntegerField()), Value(0)))
-        .get(pk=issue_id)
-    )
+    return issue_list().annotate(comment_count=CommentCount()).get(pk=issue_id)
 
 
 def issue_comments(*, issue_id: int) -> QuerySet[Comment]:

@@ -15,8 +15,21 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from . import csv_io, events
+from .aggregates import LabelNamesJoined
 from .exceptions import VersionConflict
-from .models import DONE_STATUSES, MAX_ID, Comment, EventType, Issue, IssueEvent, Label, Priority, Source, Status
+from .models import (
+    DONE_STATUSES,
+    LABEL_SEPARATOR,
+    MAX_ID,
+    Comment,
+    EventType,
+    Issue,
+    IssueEvent,
+    Label,
+    Priority,
+    Source,
+    Status,
+)
 
 UPDATABLE_FIELDS = ("title", "description", "status", "priority", "assignee")
 
@@ -103,23 +116,33 @@ def issue_update(
     Raises ``Issue.DoesNotExist``, or ``VersionConflict`` when ``expected_version`` (if given) is not
     the current version: the row is locked, compared, and written with a compare-and-set on the version.
     """
-    issue = Issue.objects.select_for_update().get(pk=issue_id)
-    if expected_version is not None and issue.version != expected_version:
-        raise VersionConflict(issue, expected_version)
-    current_labels = list(issue.labels.all())
-    before = events.snapshot(issue, (label.name for label in current_labels))
+    if expected_version is None:
+        issue = Issue.objects.select_for_update().get(pk=issue_id)
+        # Read after the lock is held, in a statement of its own: it sees every change committed before.
+        current_names = [label.name for label in issue.labels.all()]
+    else:
+        # One statement locks the row and reads its label names. The names come from the snapshot taken
+        # when the statement started; if the row changed while the statement waited for the lock, the
+        # version changed too (every label change bumps it in the same transaction), so the check below
+        # refuses the update before the names are used.
+        issue = _issue_locked_with_labels(issue_id)
+        if issue.version != expected_version:
+            raise VersionConflict(issue, expected_version)
+        current_names = issue.label_names()
+    before = events.snapshot(issue, current_names)
 
-    new_labels = current_labels
+    new_labels = None
     if "labels" in changes:
         new_labels = labels_ensure(changes["labels"])
     for field in UPDATABLE_FIELDS:
         if field in changes:
             setattr(issue, field, changes[field])
-    after = events.snapshot(issue, (label.name for label in new_labels))
+    new_names = current_names if new_labels is None else [label.name for label in new_labels]
+    after = events.snapshot(issue, new_names)
+    issue.label_names_joined = LABEL_SEPARATOR.join(new_names)
 
     diff = events.diff(before, after)
     if not diff:
-        _remember_labels(issue, current_labels)
         return issue, False
 
     now = timezone.now()
@@ -138,13 +161,21 @@ def issue_update(
     if written != 1:  # cannot happen while the row lock is held; the compare-and-set is the guarantee
         raise VersionConflict(Issue.objects.get(pk=issue.pk), expected_version)
     issue.version += 1
-    if any(change.type == EventType.LABELS_CHANGED for change in diff):
+    if new_labels is not None and any(change.type == EventType.LABELS_CHANGED for change in diff):
         issue.labels.set(new_labels)
     IssueEvent.objects.bulk_create(
         events.build_events(issue_id=issue.pk, changes=diff, actor_id=_actor_id(actor), source=source, timestamp=now)
     )
-    _remember_labels(issue, new_labels)
     return issue, True
+
+
+def _issue_locked_with_labels(issue_id: int) -> Issue:
+    """The issue, locked (``SELECT … FOR UPDATE``), with its label names joined in. Raises ``DoesNotExist``."""
+    return (
+        Issue.objects.select_for_update()
+        .annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR))
+        .get(pk=issue_id)
+    )
 
 
 @transaction.atomic
