@@ -2,18 +2,23 @@
 
 - ``/bench/floor/bytes``: a bare Django view returning fixed bytes (the cost of the stack itself).
 - ``/bench/floor/one-row?id=N``: one query (one issue by primary key, ``values()``) and a JsonResponse.
-- ``/bench/floor/list``: a hand-written list: the same COUNT as the product's list plus one ``values()``
-  query for the first page (newest first), in the product's list shape, as a JsonResponse.
-- ``/bench/floor/list-nocount``: the same without the COUNT (``count`` is null): not a floor the product is
-  judged against, but it shows what page-number pagination's COUNT costs at each table size.
+- ``/bench/floor/list``: a hand-written list: the same count as the product's list (``selectors.issue_count``:
+  on PostgreSQL the unfiltered list reads the tally the triggers keep) plus one ``values()`` query for the
+  first page (newest first), in the product's list shape, as a JsonResponse.
+- ``/bench/floor/list-count-star``: the same with ``COUNT(*)`` over the table: not a floor the product is
+  judged against, but it shows what counting the rows on each request would cost at each table size.
+- ``/bench/floor/list-nocount``: the same without any count (``count`` is null), the reference for keyset
+  pagination.
 
 The floors have no authentication, permissions, serializers or prefetching: they are the least work
 that can answer the same question, so "product / floor" is the price of everything the product adds.
 """
 
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 
+from issues import selectors
 from issues.models import Issue
 
 FIELDS = (
@@ -50,9 +55,17 @@ def floor_one_row(request: HttpRequest) -> JsonResponse:
 
 def floor_list(request: HttpRequest) -> JsonResponse:
     issues = Issue.objects.order_by("-created_at", "-id")
-    count = issues.count()
+    return _list_page(request, issues, selectors.issue_count(issues), "/bench/floor/list")
+
+
+def floor_list_count_star(request: HttpRequest) -> JsonResponse:
+    issues = Issue.objects.order_by("-created_at", "-id")
+    return _list_page(request, issues, issues.count(), "/bench/floor/list-count-star")
+
+
+def _list_page(request: HttpRequest, issues: QuerySet, count: int, path: str) -> JsonResponse:
     rows = list(issues.values(*FIELDS)[:PAGE_SIZE])
-    nxt = request.build_absolute_uri("/bench/floor/list?page=2") if count > PAGE_SIZE else None
+    nxt = request.build_absolute_uri(f"{path}?page=2") if count > PAGE_SIZE else None
     return JsonResponse({"count": count, "next": nxt, "previous": None, "results": rows})
 
 
@@ -66,6 +79,7 @@ urlpatterns = [
     path("bench/floor/bytes", floor_bytes),
     path("bench/floor/one-row", floor_one_row),
     path("bench/floor/list", floor_list),
+    path("bench/floor/list-count-star", floor_list_count_star),
     path("bench/floor/list-nocount", floor_list_nocount),
     path("", include("issue_tracker.urls")),
 ]

@@ -7,6 +7,8 @@ For each size: a fresh PostgreSQL database ``bench_<size>`` is created, migrated
 ``manage.py seed_demo`` (timed); a production-like server is started (gunicorn, 2 sync workers, DEBUG off,
 ``bench.settings`` = the product plus the floors' URLs); then wrk (from Debian's packages, installed with
 apt-get when missing) drives each endpoint with ``-t C -c C`` for ``--duration`` seconds after a 1 s warm-up.
+The endpoints with ratio targets (``PAIRED``) then run ``--rounds`` more times, each right after a run of their
+floor, and their ratio is the median of those paired ratios.
 Import, bulk and export are single large requests, timed from Python with ``requests``.
 
 Output (``--out``, default bench/results for full runs and bench/results/quick for quick runs):
@@ -304,6 +306,7 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
         ("floor_bytes", "/bench/floor/bytes", "get", "", None),
         ("floor_one_row", "/bench/floor/one-row?id={id}", "get", read_ids, None),
         ("floor_list", "/bench/floor/list", "get", "", None),
+        ("floor_list_count_star", "/bench/floor/list-count-star", "get", "", None),
         ("floor_list_nocount", "/bench/floor/list-nocount", "get", "", None),
         ("list_first_page", "/api/issues", "get", "", "floor_list"),
         ("list_status", "/api/issues?status=open", "get", "", "floor_list"),
@@ -322,6 +325,7 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
     ]
     if args.only:
         wrk_cases = [c for c in wrk_cases if c[0] in args.only or c[0].startswith("floor_")]
+    floor_cases = {name: (path, ids) for name, path, _, ids, _ in wrk_cases if name.startswith("floor_")}
     with Server(db, args.port) as server:
         for name, path, mode, ids, floor in wrk_cases:
             probe = path.replace("{id}", ids.split(":", 1)[0] if ids else "1")
@@ -342,6 +346,24 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
                 wrk, server.base, path=path, mode=mode, token=token, ids=ids, duration=args.duration,
                 connections=args.connections,
             )  # fmt: skip
+            if name in PAIRED and floor in floor_cases and args.rounds:
+                # A noisy machine's speed drifts over minutes: the floor measured at the start is not the floor
+                # of this moment. Alternate floor and endpoint runs and keep the median of each pair's ratio.
+                ratios = []
+                for _ in range(args.rounds):
+                    f_path, f_ids = floor_cases[floor]
+                    floor_run = run_wrk(
+                        wrk, server.base, path=f_path, mode="get", token=token, ids=f_ids, duration=args.duration,
+                        connections=args.connections,
+                    )  # fmt: skip
+                    round_ids = current_versions(db, ids) if mode == "patch" else ids
+                    endpoint_run = run_wrk(
+                        wrk, server.base, path=path, mode=mode, token=token, ids=round_ids, duration=args.duration,
+                        connections=args.connections,
+                    )  # fmt: skip
+                    ratios.append(endpoint_run["rps"] / floor_run["rps"])
+                figures["paired_ratios"] = [round(r, 3) for r in ratios]
+                figures["paired_ratio"] = round(statistics.median(ratios), 3)
             figures.update({"path": path, "method": {"get": "GET", "patch": "PATCH", "comment": "POST"}[mode]})
             # A profile is taken in a separate run after the measured one: py-spy's sampling must not
             # weigh on the reported figures.
@@ -515,10 +537,19 @@ def measure_import(base: str, token: str, db: str, rows: int, notes: list[str]) 
 
 # --- output ---------------------------------------------------------------------------------------
 
+REFERENCES = {
+    "floor_list_count_star": "(reference: COUNT(*) on every request)",
+    "floor_list_nocount": "(reference: no count)",
+}
+
+# The endpoints with ratio targets: their ratio is the median over paired rounds (see --rounds).
+PAIRED = ("list_first_page", "detail", "patch")
+
 ENDPOINT_ORDER = [
     "floor_bytes",
     "floor_one_row",
     "floor_list",
+    "floor_list_count_star",
     "floor_list_nocount",
     "list_first_page",
     "list_status",
@@ -538,9 +569,12 @@ ENDPOINT_ORDER = [
 
 
 def ratio(size: dict[str, Any], name: str) -> float | None:
+    """The endpoint's requests/s over its floor's: the median of the paired rounds where there are some."""
     endpoint = size["endpoints"].get(name)
     if not endpoint or not endpoint.get("floor"):
         return None
+    if "paired_ratio" in endpoint:
+        return endpoint["paired_ratio"]
     floor = size["endpoints"].get(endpoint["floor"])
     return endpoint["rps"] / floor["rps"] if floor and floor["rps"] else None
 
@@ -592,7 +626,14 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
         f"Run {results['started']} ({results['mode']} mode), {results['machine']}; wrk -t{results['connections']} "
         f"-c{results['connections']} for {results['duration']} s per endpoint after a 1 s warm-up; "
         "gunicorn 2 sync workers, DEBUG off, PostgreSQL. Load average at start: "
-        f"{results['load_at_start']}.",
+        f"{results['load_at_start']}."
+        + (
+            f" The ratios of {', '.join(PAIRED)} are the median of {results['rounds']} paired rounds (the floor, then"
+            " the endpoint, each for the same duration), so that a drift of the machine's speed between the floor's"
+            " run and the endpoint's does not enter them; their req/s column is the first run."
+            if results.get("rounds")
+            else ""
+        ),
         "",
         "| endpoint | " + " | ".join(f"{s} req/s | {s} p50 / p99 ms | {s} × floor" for s in sizes) + " |",
         "|---|" + "---:|---:|---:|" * len(sizes),
@@ -614,7 +655,7 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
                 f"{endpoint['p50_ms']:.1f} / {endpoint['p99_ms']:.1f}",
                 f"{r:.2f}× {endpoint['floor'].removeprefix('floor_')}"
                 if r is not None
-                else ("(reference: no COUNT)" if name == "floor_list_nocount" else "(floor)"),
+                else REFERENCES.get(name, "(floor)"),
             ]
         if present:
             path = next(s["endpoints"][name] for s in results["sizes"].values() if name in s["endpoints"])
@@ -733,6 +774,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, help="seconds of wrk per endpoint (default quick 3, full 10)")
     parser.add_argument("--connections", type=int, default=4, help="wrk threads = connections (default 4)")
     parser.add_argument("--import-rows", type=int, help="rows of the CSV import (default quick 20000, full 100000)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="paired floor/endpoint rounds for the endpoints with targets (default quick 2, full 3; 0: none)",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--reuse", action="store_true", help="reuse a bench database that has the right issue count")
     parser.add_argument("--only", type=lambda s: s.split(","), help="measure only these endpoints (and the floors)")
@@ -746,6 +792,7 @@ def main() -> None:
     quick = args.mode == "quick"
     labels = args.sizes.split(",") if args.sizes else (["10k", "100k"] if quick else ["10k", "100k", "1m"])
     args.duration = args.duration or (3 if quick else 10)
+    args.rounds = (2 if quick else 3) if args.rounds is None else args.rounds
     args.import_rows = args.import_rows or (20_000 if quick else 100_000)
     if args.profile is None and not quick:  # the full run profiles the endpoints that have targets
         args.profile = ["list_first_page", "detail", "patch"]
@@ -758,6 +805,7 @@ def main() -> None:
         "mode": args.mode,
         "duration": args.duration,
         "connections": args.connections,
+        "rounds": args.rounds,
         "import_rows": args.import_rows,
         "machine": f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",

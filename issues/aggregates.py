@@ -65,3 +65,35 @@ class CommentCount(CorrelatedSubquery):
             f"SELECT COUNT(*) FROM {quote(Comment._meta.db_table)} c "
             f"WHERE c.{quote('issue_id')} = {{outer}}.{quote('id')}"
         )
+
+
+class FirstCommentsJson(CorrelatedSubquery):
+    """PostgreSQL only: an issue's first ``limit`` comments (oldest first) with their authors' usernames, as
+    JSON text ``[{"id", "author_id", "username", "body", "created_at"}, ...]``, so that the issue detail
+    needs one query instead of two."""
+
+    output_field = TextField()
+
+    def __init__(self, *, limit: int) -> None:
+        super().__init__()
+        self.limit = int(limit)
+
+    def sql(self, connection: Any) -> str:
+        from django.contrib.auth import get_user_model
+
+        from .models import Comment
+
+        quote = connection.ops.quote_name
+        comment, user = quote(Comment._meta.db_table), quote(get_user_model()._meta.db_table)
+        fields = ", ".join(f"c.{quote(name)}" for name in ("id", "author_id", "body", "created_at"))
+        return (
+            "SELECT COALESCE(json_agg(json_build_object('id', c.id, 'author_id', c.author_id, "
+            "'username', u.username, 'body', c.body, 'created_at', c.created_at) "
+            "ORDER BY c.created_at, c.id)::text, '[]') "
+            f"FROM (SELECT {fields} FROM {comment} c WHERE c.{quote('issue_id')} = {{outer}}.{quote('id')} "
+            f"ORDER BY c.{quote('created_at')}, c.{quote('id')} LIMIT {self.limit}) c "
+            f"LEFT JOIN {user} u ON u.{quote('id')} = c.{quote('author_id')}"
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        raise NotImplementedError("FirstCommentsJson is PostgreSQL only; selectors.issue_detail reads comments apart")

@@ -2,7 +2,9 @@
 token, its user and the user's permissions in a single query."""
 
 import functools
+from typing import Any
 
+import psycopg
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
@@ -26,8 +28,9 @@ def _token_user_sql(vendor: str) -> str:
     group_permissions = Group.permissions.through._meta.db_table
     user_permissions = get_user_model().user_permissions.through._meta.db_table
     names = f"{concat_all}(ct.app_label || '.' || p.codename, '{PERMISSION_SEPARATOR}')"
+    columns = ", ".join(f"u.{connection.ops.quote_name(column)}" for column in _user_columns())
     return (
-        f"SELECT u.*, "
+        f"SELECT {columns}, "
         f"(SELECT {names} FROM {permission} p JOIN {content_type} ct ON ct.id = p.content_type_id "
         f"JOIN {group_permissions} gp ON gp.permission_id = p.id "
         f"JOIN {user_groups} ug ON ug.group_id = gp.group_id WHERE ug.user_id = u.id) AS group_perms, "
@@ -35,6 +38,44 @@ def _token_user_sql(vendor: str) -> str:
         f"JOIN {user_permissions} up ON up.permission_id = p.id WHERE up.user_id = u.id) AS own_perms "
         f"FROM {token} t JOIN {user} u ON u.id = t.user_id WHERE t.key = %s"
     )
+
+
+def _user_columns() -> list[str]:
+    return [field.column for field in get_user_model()._meta.concrete_fields]
+
+
+def _token_user(key: str) -> Any:
+    """The user of token ``key`` (None if there is none), with ``group_perms`` and ``own_perms`` strings.
+
+    On PostgreSQL the statement is prepared once per connection (psycopg's ``prepare=True`` on a cursor with
+    server-side binding): planning its joins cost about 0.4 ms of database CPU on every request, three times
+    what executing it costs. Django's cursor wrapper stays around it (error translation, query logging and
+    counting, execute wrappers), and the connection's health check runs first, as for any Django cursor.
+    psycopg returns the columns as Python values already; elsewhere ``raw()`` applies the backend's converters.
+    """
+    user_model = get_user_model()
+    sql = _token_user_sql(connection.vendor)
+    if connection.vendor != "postgresql":
+        return next(iter(user_model.objects.raw(sql, [key])), None)
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = _PreparingCursor(connection.connection)
+    with connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw) as cursor:
+        cursor.execute(sql, [key])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fields = user_model._meta.concrete_fields
+    user = user_model.from_db(connection.alias, [field.attname for field in fields], row[: len(fields)])
+    user.group_perms, user.own_perms = row[len(fields) :]
+    return user
+
+
+class _PreparingCursor(psycopg.Cursor):
+    """A psycopg cursor with server-side binding that prepares every statement it runs (once per connection)."""
+
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(query, params, prepare=True, **kwargs)
 
 
 class TokenOrBearerAuthentication(TokenAuthentication):
@@ -52,10 +93,9 @@ class TokenOrBearerAuthentication(TokenAuthentication):
         # reaches the database.
         if len(key) > 64 or not key.isalnum() or not key.isascii():
             raise exceptions.AuthenticationFailed("Invalid token.")
-        users = list(get_user_model().objects.raw(_token_user_sql(connection.vendor), [key]))
-        if not users:
+        user = _token_user(key)
+        if user is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
-        user = users[0]
         token = Token(key=key, user=user)
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")

@@ -5,10 +5,29 @@
   Its cost does not grow with the table, because it needs no ``COUNT(*)`` and no ``OFFSET``.
 """
 
+from typing import Any
+
+from django.core.paginator import Paginator
+from django.utils.functional import cached_property
 from rest_framework import pagination
+
+from . import selectors
+from .models import Issue
+
+
+class CountingPaginator(Paginator):
+    """Django's paginator, counting issues with ``selectors.issue_count`` (the kept total for the unfiltered list)."""
+
+    @cached_property
+    def count(self) -> int:
+        object_list: Any = self.object_list
+        if getattr(object_list, "model", None) is Issue:
+            return selectors.issue_count(object_list)
+        return super().count
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
+    django_paginator_class = CountingPaginator
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100

@@ -1,10 +1,16 @@
 """Every read of the tracker that needs joins or filtering; each returns a queryset with its joins applied."""
 
-from django.contrib.auth import get_user_model
-from django.db.models import Count, QuerySet
+import json
+from datetime import datetime
+from typing import Any
 
-from .aggregates import CommentCount, LabelNamesJoined
-from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, Label
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from .aggregates import CommentCount, FirstCommentsJson, LabelNamesJoined
+from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label
 
 DETAIL_COMMENT_LIMIT = 100
 
@@ -16,14 +22,48 @@ def issue_list() -> QuerySet[Issue]:
     )
 
 
+def issue_count(queryset: QuerySet[Issue]) -> int:
+    """The number of issues in ``queryset``. When it is every issue (no filter) on PostgreSQL, this is the sum
+    of the tally the database triggers keep (``IssueTally``), which costs the same at any table size;
+    otherwise ``COUNT(*)``."""
+    query = queryset.query
+    unfiltered = not query.where and not query.distinct and not query.is_sliced and not query.combinator
+    if unfiltered and queryset.model is Issue and connections[queryset.db].vendor == "postgresql":
+        return IssueTally.objects.using(queryset.db).aggregate(n=Coalesce(Sum("issues"), 0))["n"]
+    return queryset.count()
+
+
 def issue_get(*, issue_id: int) -> Issue:
     """One issue with its label names. Raises ``Issue.DoesNotExist``."""
     return issue_list().get(pk=issue_id)
 
 
 def issue_detail(*, issue_id: int) -> Issue:
-    """One issue with its label names and ``comment_count``. Raises ``Issue.DoesNotExist``."""
-    return issue_list().annotate(comment_count=CommentCount()).get(pk=issue_id)
+    """One issue with its label names, ``comment_count`` and ``first_comments`` (the first
+    DETAIL_COMMENT_LIMIT comments, oldest first, with their authors). Raises ``Issue.DoesNotExist``.
+
+    PostgreSQL: one query, the comments aggregated into JSON by a subquery. Elsewhere: a second query."""
+    issues = issue_list().annotate(comment_count=CommentCount())
+    if connections[issues.db].vendor != "postgresql":
+        issue = issues.get(pk=issue_id)
+        issue.first_comments = issue_comments_preview(issue_id=issue_id)
+        return issue
+    issue = issues.annotate(first_comments_json=FirstCommentsJson(limit=DETAIL_COMMENT_LIMIT)).get(pk=issue_id)
+    issue.first_comments = [_comment_from_json(issue, row) for row in json.loads(issue.first_comments_json)]
+    return issue
+
+
+def _comment_from_json(issue: Issue, row: dict[str, Any]) -> Comment:
+    comment = Comment(
+        id=row["id"],
+        issue_id=issue.pk,
+        author_id=row["author_id"],
+        body=row["body"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+    if row["author_id"] is not None:
+        comment.author = get_user_model()(id=row["author_id"], username=row["username"])
+    return comment
 
 
 def issue_comments(*, issue_id: int) -> QuerySet[Comment]:

@@ -256,7 +256,7 @@ class IssueDetailSerializer(IssueSerializer):
         read_only_fields = fields
 
     def get_comments(self, issue: Issue) -> list[dict]:
-        return CommentSerializer(self.context["comments"], many=True).data
+        return CommentSerializer(issue.first_comments, many=True).data
 
     def to_representation(self, issue: Issue) -> dict[str, Any]:
         data = super().to_representation(issue)

@@ -276,8 +276,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         tags = [tag.strip() for tag in if_none_match.split(",")]
         if "*" in tags or issue.version in {parse_etag(tag) for tag in tags if tag}:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-        comments = selectors.issue_comments_preview(issue_id=issue_id)
-        data = IssueDetailSerializer(issue, context={"comments": comments}).data
+        data = IssueDetailSerializer(issue).data
         return Response(data, headers={"ETag": etag})
 
     @extend_schema(
