@@ -126,6 +126,9 @@ class IssueOrderingFilter(filters.OrderingFilter):
         return qs.order_by(*order)
 
 
+_FORM_CLASSES: dict[type, type[forms.Form]] = {}
+
+
 class IssueFilterSet(filters.FilterSet):
     # distinct=False: a column filter cannot duplicate rows, and DISTINCT would sort the whole match.
     status = filters.MultipleChoiceFilter(choices=Status.choices, widget=CommaSeparatedMultipleWidget, distinct=False)
@@ -144,6 +147,14 @@ class IssueFilterSet(filters.FilterSet):
     class Meta:
         model = Issue
         fields: list[str] = []
+
+    def get_form_class(self) -> type[forms.Form]:
+        """The validation form, built once per FilterSet class: no filter here depends on the request, and
+        building the form's fields (labels included) cost more than the rest of the filtering."""
+        cls = type(self)
+        if cls not in _FORM_CLASSES:
+            _FORM_CLASSES[cls] = super().get_form_class()
+        return _FORM_CLASSES[cls]
 
     def filter_q(self, qs: QuerySet, name: str, value: str) -> QuerySet:
         if not value:

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, QuerySet
 
 from .aggregates import CommentCount, FirstCommentsJson, LabelNamesJoined
 from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label
@@ -29,7 +28,7 @@ def issue_count(queryset: QuerySet[Issue]) -> int:
     query = queryset.query
     unfiltered = not query.where and not query.distinct and not query.is_sliced and not query.combinator
     if unfiltered and queryset.model is Issue and connections[queryset.db].vendor == "postgresql":
-        return IssueTally.objects.using(queryset.db).aggregate(n=Coalesce(Sum("issues"), 0))["n"]
+        return sum(IssueTally.objects.using(queryset.db).values_list("issues", flat=True))
     return queryset.count()
 
 
