@@ -10,6 +10,7 @@ from django.db.models import Count, QuerySet
 
 from .aggregates import CommentCount, FirstCommentsJson, LabelNamesJoined
 from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label
+from .prepared import PreparedGet
 
 DETAIL_COMMENT_LIMIT = 100
 
@@ -42,14 +43,23 @@ def issue_detail(*, issue_id: int) -> Issue:
     DETAIL_COMMENT_LIMIT comments, oldest first, with their authors). Raises ``Issue.DoesNotExist``.
 
     PostgreSQL: one query, the comments aggregated into JSON by a subquery. Elsewhere: a second query."""
-    issues = issue_list().annotate(comment_count=CommentCount())
-    if connections[issues.db].vendor != "postgresql":
-        issue = issues.get(pk=issue_id)
+    if connections[Issue.objects.db].vendor != "postgresql":
+        issue = issue_list().annotate(comment_count=CommentCount()).get(pk=issue_id)
         issue.first_comments = issue_comments_preview(issue_id=issue_id)
         return issue
-    issue = issues.annotate(first_comments_json=FirstCommentsJson(limit=DETAIL_COMMENT_LIMIT)).get(pk=issue_id)
+    issue = _ISSUE_DETAIL.get(issue_id)
     issue.first_comments = [_comment_from_json(issue, row) for row in json.loads(issue.first_comments_json)]
     return issue
+
+
+# The detail's one statement, compiled once and prepared per connection (PostgreSQL).
+_ISSUE_DETAIL = PreparedGet(
+    lambda issue_id: (
+        issue_list()
+        .annotate(comment_count=CommentCount(), first_comments_json=FirstCommentsJson(limit=DETAIL_COMMENT_LIMIT))
+        .filter(pk=issue_id)
+    )
+)
 
 
 def _comment_from_json(issue: Issue, row: dict[str, Any]) -> Comment:

@@ -30,6 +30,7 @@ from .models import (
     Source,
     Status,
 )
+from .prepared import PreparedGet
 
 UPDATABLE_FIELDS = ("title", "description", "status", "priority", "assignee")
 
@@ -171,11 +172,17 @@ def issue_update(
 
 def _issue_locked_with_labels(issue_id: int) -> Issue:
     """The issue, locked (``SELECT … FOR UPDATE``), with its label names joined in. Raises ``DoesNotExist``."""
-    return (
+    return _ISSUE_LOCKED_WITH_LABELS.get(issue_id)
+
+
+# Compiled once, prepared per connection on PostgreSQL (the PATCH path runs it on every request).
+_ISSUE_LOCKED_WITH_LABELS = PreparedGet(
+    lambda issue_id: (
         Issue.objects.select_for_update()
         .annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR))
-        .get(pk=issue_id)
+        .filter(pk=issue_id)
     )
+)
 
 
 @transaction.atomic
