@@ -25,6 +25,18 @@ class CountingPaginator(Paginator):
             return selectors.issue_count(object_list)
         return super().count
 
+    def page(self, number: Any) -> Any:
+        """Django's page, except that a deeper page of issues is read through ``selectors.issue_page``."""
+        object_list: Any = self.object_list
+        if getattr(object_list, "model", None) is not Issue:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        return self._get_page(selectors.issue_page(object_list, bottom, top), number, self)
+
 
 class PageNumberPagination(pagination.PageNumberPagination):
     django_paginator_class = CountingPaginator

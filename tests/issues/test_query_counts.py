@@ -107,3 +107,25 @@ def test_patch_and_create_answer_without_reading_the_issue_again(member_client, 
     with django_assert_num_queries(1 + 5 + 2):
         response = member_client.post("/api/issues", {"title": "x", "labels": ["b", "A"]}, format="json")
     assert response.json()["labels"] == ["A", "b"]
+
+
+def test_a_deep_page_lists_the_same_issues_with_the_same_queries(member_client, django_assert_num_queries):
+    """Past page 1 the label subquery runs for the page's rows only (ids picked first); same rows, same cost."""
+    from issues.models import Issue
+
+    make_issues(45)
+    for params, order in (
+        ({}, ("-created_at", "-id")),
+        ({"ordering": "updated_at"}, ("updated_at", "id")),
+        ({"status": "open"}, ("-created_at", "-id")),
+    ):
+        expected = list(Issue.objects.filter(**({"status": "open"} if "status" in params else {})).order_by(*order))
+        with CaptureQueriesContext(connection) as ctx:
+            response = member_client.get("/api/issues", {"page_size": 20, "page": 2, **params})
+        assert response.status_code == 200, response.content
+        assert len(ctx.captured_queries) == LIST_QUERIES
+        body = response.json()
+        assert [row["id"] for row in body["results"]] == [issue.pk for issue in expected[20:40]]
+        assert [row["labels"] for row in body["results"]] == [issue.label_names() for issue in expected[20:40]]
+        page_sql = ctx.captured_queries[-1]["sql"]
+        assert "IN (SELECT" in page_sql and "LIMIT" in page_sql
