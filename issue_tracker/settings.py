@@ -106,6 +106,14 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django turns psycopg's prepared statements off (prepare_threshold None) for the sake of transaction-mode
+    # poolers. Django's own queries never use them (client-side binding); only issues/prepared.py asks for them,
+    # for the few statements every request runs. DB_PREPARED_STATEMENTS=0 turns them off again (PgBouncer in
+    # transaction mode before 1.21): those statements then run unprepared, with the same results.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock up front, so concurrent transactions wait instead of failing to upgrade.
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Model, QuerySet
 
 # The value the queryset is built with, then replaced by the real one in the compiled parameters.
@@ -34,9 +35,17 @@ def fetch_prepared(sql: str, params: Sequence[Any], *, using: str = "default") -
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     raw = PreparingCursor(connection.connection)
-    with connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw) as cursor:
+    with _PreparedDebugWrapper(raw, connection) if connection.queries_logged else connection.make_cursor(raw) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
+
+
+class _PreparedDebugWrapper(CursorDebugWrapper):
+    """Django's query-logging wrapper, logging the statement as written (psycopg keeps no text of a prepared
+    execution for Django to read back)."""
+
+    def debug_sql(self, sql: Any = None, params: Any = None, use_last_executed_query: bool = False, many: bool = False):
+        return super().debug_sql(sql, params, use_last_executed_query=False, many=many)
 
 
 class PreparedGet:
@@ -53,30 +62,32 @@ class PreparedGet:
             return self.build(value).using(using).get()
         if using not in self._compiled:
             self._compiled[using] = self._compile(using)
-        compiled = self._compiled[using]
-        if compiled is None:  # a column needs a converter: let the ORM read it
-            return self.build(value).using(using).get()
-        sql, params, marker_at, model, attnames, start, annotations = compiled
+        sql, params, marker_at, model, attnames, start, annotations, converters = self._compiled[using]
         params = list(params)
         params[marker_at] = value
         row = fetch_prepared(sql, params, using=using)
         if row is None:
             raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+        if converters:  # as the ORM would apply them (compiler.apply_converters)
+            row = list(row)
+            for position, (functions, expression) in converters.items():
+                for function in functions:
+                    row[position] = function(row[position], expression, connections[using])
         instance = model.from_db(using, attnames, row[start : start + len(attnames)])
         for name, position in annotations:
             setattr(instance, name, row[position])
         return instance
 
-    def _compile(self, using: str) -> tuple[Any, ...] | None:
+    def _compile(self, using: str) -> tuple[Any, ...]:
         queryset = self.build(MARKER).using(using)
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         if list(params).count(MARKER) != 1:
             raise ValueError("PreparedGet: the queryset must carry the value exactly once in its parameters")
-        if compiler.get_converters([column for column, _, _ in compiler.select]):
-            return None
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
         select_fields = compiler.klass_info["select_fields"]
         start = select_fields[0]
         attnames = [column.target.attname for column, _, _ in compiler.select[start : select_fields[-1] + 1]]
         annotations = list(compiler.annotation_col_map.items())
-        return sql, tuple(params), list(params).index(MARKER), queryset.model, attnames, start, annotations
+        marker_at = list(params).index(MARKER)
+        return sql, tuple(params), marker_at, queryset.model, attnames, start, annotations, converters
