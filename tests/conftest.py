@@ -34,12 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     if conn.vendor == "postgresql":
         return
-    skip = pytest.mark.skip(
-        reason=f"needs PostgreSQL (row locks, real concurrency); this run uses {conn.vendor}. Set DATABASE_URL."
-    )
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        marker = item.get_closest_marker("postgres")
+        if marker is not None:
+            # @pytest.mark.postgres(reason="...") says what of PostgreSQL the test needs.
+            needs = marker.kwargs.get("reason", "row locks, real concurrency")
+            reason = f"needs PostgreSQL ({needs}); this run uses {conn.vendor}. Set DATABASE_URL."
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 def make_client(user=None) -> APIClient:

@@ -13,7 +13,7 @@ from issues import selectors, services
 from issues.models import Issue, IssueTally
 from tests.factories import IssueFactory, UserFactory
 
-pytestmark = pytest.mark.postgres
+pytestmark = pytest.mark.postgres(reason="the tally's triggers are PostgreSQL's")
 
 
 def tally() -> int:

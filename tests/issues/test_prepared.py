@@ -7,7 +7,7 @@ from django.db import connection
 
 from tests.factories import CommentFactory, IssueFactory, LabelFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = [pytest.mark.postgres(reason="prepared statements, pg_prepared_statements"), pytest.mark.django_db]
 
 
 def prepared_statements() -> list[str]:
