@@ -19,14 +19,13 @@ class CorrelatedSubquery(Expression):
     so the expression stays correct when the ORM renames the outer table (inside a subquery, say).
     """
 
-    template = ""
-
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         outer = compiler.quote_name_unless_alias(compiler.query.base_table)
         return "(" + self.sql(connection).format(outer=outer) + ")", []
 
     def sql(self, connection: Any) -> str:
-        return self.template
+        """The subquery's SQL, with ``{outer}`` where the outer issue table's alias goes."""
+        raise NotImplementedError
 
 
 class LabelNamesJoined(CorrelatedSubquery):
