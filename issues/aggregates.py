@@ -66,6 +66,23 @@ class CommentCount(CorrelatedSubquery):
         )
 
 
+class IssueTotal(CorrelatedSubquery):
+    """PostgreSQL only: the number of issues as the triggers keep it (``IssueTally``), the same in every row.
+    Not correlated: PostgreSQL computes it once per statement (an InitPlan), so a page of the list carries
+    its ``count`` without a second statement."""
+
+    output_field = IntegerField()
+
+    def sql(self, connection: Any) -> str:
+        from .models import IssueTally
+
+        quote = connection.ops.quote_name
+        return f"SELECT COALESCE(SUM(t.{quote('issues')}), 0) FROM {quote(IssueTally._meta.db_table)} t"
+
+    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        raise NotImplementedError("IssueTotal is PostgreSQL only: other databases keep no tally")
+
+
 class FirstCommentsJson(CorrelatedSubquery):
     """PostgreSQL only: an issue's first ``limit`` comments (oldest first) with their authors' usernames, as
     JSON text ``[{"id", "author_id", "username", "body", "created_at"}, ...]``, so that the issue detail

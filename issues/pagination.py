@@ -26,16 +26,25 @@ class CountingPaginator(Paginator):
         return super().count
 
     def page(self, number: Any) -> Any:
-        """Django's page, except that a deeper page of issues is read through ``selectors.issue_page``."""
+        """Django's page, except that issues are read through ``selectors``: the whole list's page and its count
+        by one statement (``issue_list_page``), any other page through ``issue_page``."""
         object_list: Any = self.object_list
         if getattr(object_list, "model", None) is not Issue:
             return super().page(number)
-        number = self.validate_number(number)
+        rows = None
+        if self.orphans == 0 and str(number).isdecimal() and int(number) >= 1:
+            bottom = (int(number) - 1) * self.per_page
+            read = selectors.issue_list_page(object_list, bottom, bottom + self.per_page)
+            if read is not None:
+                rows, self.count = read  # the count read with the rows replaces the cached property's
+        number = self.validate_number(number)  # a page past the end is refused as Django refuses it
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        return self._get_page(selectors.issue_page(object_list, bottom, top), number, self)
+        if rows is None:
+            rows = selectors.issue_page(object_list, bottom, top)
+        return self._get_page(rows, number, self)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):

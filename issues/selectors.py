@@ -8,18 +8,25 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Count, QuerySet
 
-from .aggregates import CommentCount, FirstCommentsJson, LabelNamesJoined
+from .aggregates import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined
 from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label
-from .prepared import PreparedGet
+from .prepared import PreparedGet, PreparedRows
 
 DETAIL_COMMENT_LIMIT = 100
 
 
+# Set on the queryset issue_list() returns. A queryset's clone does not carry its instance attributes, so a
+# filter, an ordering or a slice (each a clone) drops the mark: a queryset with it is the whole list, unchanged.
+_WHOLE_LIST = "_whole_issue_list"
+
+
 def issue_list() -> QuerySet[Issue]:
     """Issues newest first, each with its label names joined in by a subquery (no extra query per page)."""
-    return Issue.objects.annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)).order_by(
+    issues = Issue.objects.annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)).order_by(
         "-created_at", "-id"
     )
+    setattr(issues, _WHOLE_LIST, True)
+    return issues
 
 
 def issue_count(queryset: QuerySet[Issue]) -> int:
@@ -43,6 +50,24 @@ def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue
     if start == 0:
         return issues[:stop]
     return issues.filter(pk__in=issues.values("pk")[start:stop])[: stop - start]
+
+
+def issue_list_page(issues: QuerySet[Issue], start: int, stop: int) -> tuple[list[Issue], int] | None:
+    """Rows ``start:stop`` of ``issues`` and the number of issues, read together by one prepared statement,
+    when ``issues`` is the whole list as ``issue_list()`` returned it, on PostgreSQL: the statement of each
+    page's bounds is compiled once per process, and the count is the triggers' tally, carried in every row.
+    None when that does not apply, or when the page is empty (no row to carry the count)."""
+    if not getattr(issues, _WHOLE_LIST, False) or connections[issues.db].vendor != "postgresql":
+        return None
+    rows: list[Any] = _ISSUE_LIST_PAGES.rows(start, stop, using=issues.db)
+    if not rows:
+        return None
+    return rows, rows[0].issues_total
+
+
+_ISSUE_LIST_PAGES = PreparedRows(
+    lambda start, stop: issue_page(issue_list().annotate(issues_total=IssueTotal()), start, stop)
+)
 
 
 def issue_get(*, issue_id: int) -> Issue:

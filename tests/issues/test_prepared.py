@@ -1,6 +1,7 @@
 """The statements every request runs are prepared once per connection on PostgreSQL (issues/prepared.py):
-the token lookup, the issue detail, and PATCH's row lock. Django turns psycopg's prepared statements off by
-default, so this checks the settings turn them back on and that the statements really are prepared."""
+the token lookup, the issue detail, PATCH's row lock and the whole list's pages. Django turns psycopg's
+prepared statements off by default, so this checks the settings turn them back on and that the statements
+really are prepared."""
 
 import pytest
 from django.db import connection
@@ -41,4 +42,7 @@ def test_they_run_unprepared_when_prepared_statements_are_off(member_client, mon
     issue = IssueFactory(labels=[LabelFactory(name="bug")])
     response = member_client.get(f"/api/issues/{issue.pk}")
     assert response.status_code == 200 and response.json()["labels"] == ["bug"]
+    listing = member_client.get("/api/issues")
+    assert listing.status_code == 200 and listing.json()["count"] == 1
+    assert listing.json()["results"][0]["labels"] == ["bug"]
     assert prepared_statements() == []

@@ -1,0 +1,104 @@
+"""The whole list's pages (no filter, no ordering parameter): on PostgreSQL each page and its count are read
+by one prepared statement (``selectors.issue_list_page``); every answer must equal the one the ORM's path
+gives, which a filter parameter with an empty value (a no-op filter) takes."""
+
+import pytest
+from django.db import connection
+
+from issues import selectors
+from issues.models import Issue
+from tests.factories import IssueFactory, LabelFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def make_issues(n: int) -> None:
+    labels = [LabelFactory(name=name) for name in ("bug", "UI", "api")]
+    users = [UserFactory() for _ in range(2)]
+    for i in range(n):
+        IssueFactory(assignee=users[i % 2] if i % 5 else None, labels=labels[: i % 4])
+
+
+def both_paths(client, **params) -> tuple:
+    """The whole list's answer, and the ORM path's answer to the same page (``status=`` filters nothing)."""
+    whole = client.get("/api/issues", params)
+    orm = client.get("/api/issues", {**params, "status": ""})
+    return whole, orm
+
+
+@pytest.mark.parametrize("page_size", [20, 7])
+def test_every_page_equals_the_orm_path(member_client, page_size):
+    make_issues(45)
+    pages, rows = -(-45 // page_size), []
+    for page in range(1, pages + 1):
+        whole, orm = both_paths(member_client, page=page, page_size=page_size)
+        assert whole.status_code == orm.status_code == 200
+        assert whole.json()["count"] == orm.json()["count"] == 45
+        assert whole.json()["results"] == orm.json()["results"]
+        assert len(whole.json()["results"]) == min(page_size, 45 - (page - 1) * page_size)
+        assert (whole.json()["next"] is None) == (page == pages)
+        rows += whole.json()["results"]
+    assert len({row["id"] for row in rows}) == 45
+    # the oldest four, newest first: the label names joined in by the statement, ordered ignoring case
+    assert [row["labels"] for row in rows[-4:]] == [["api", "bug", "UI"], ["bug", "UI"], ["bug"], []]
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "4", "99"])
+def test_pages_that_do_not_exist_are_refused_alike(member_client, page):
+    make_issues(45)
+    whole, orm = both_paths(member_client, page=page)
+    assert whole.status_code == orm.status_code == 404
+    assert whole.json() == orm.json()
+
+
+def test_the_last_page_and_an_empty_list(member_client):
+    empty = member_client.get("/api/issues")
+    assert empty.status_code == 200
+    assert empty.json() == {"count": 0, "next": None, "previous": None, "results": []}
+    make_issues(45)
+    whole, orm = both_paths(member_client, page="last")
+    assert whole.status_code == 200 and whole.json()["results"] == orm.json()["results"]
+    assert len(whole.json()["results"]) == 5 and whole.json()["count"] == 45
+
+
+def test_the_count_follows_creates_and_deletes(member_client):
+    make_issues(3)
+    assert member_client.get("/api/issues").json()["count"] == 3
+    Issue.objects.filter(pk=Issue.objects.order_by("id").first().pk).delete()
+    IssueFactory.create_batch(4)
+    body = member_client.get("/api/issues").json()
+    assert body["count"] == 6 == len(body["results"])
+
+
+@pytest.mark.postgres(reason="prepared statements and the triggers' tally")
+def test_only_the_whole_list_is_read_in_one_statement():
+    make_issues(5)
+    rows, count = selectors.issue_list_page(selectors.issue_list(), 0, 20)
+    assert count == 5 and [issue.pk for issue in rows] == list(
+        Issue.objects.order_by("-created_at", "-id").values_list("pk", flat=True)
+    )
+    assert selectors.issue_list_page(selectors.issue_list(), 20, 40) is None  # an empty page carries no count
+    for changed in (
+        selectors.issue_list().filter(status="open"),
+        selectors.issue_list().order_by("id"),
+        selectors.issue_list().all(),
+        selectors.issue_list()[:3],
+    ):
+        assert selectors.issue_list_page(changed, 0, 20) is None
+
+
+@pytest.mark.postgres(reason="prepared statements, pg_prepared_statements")
+def test_each_pages_statement_is_compiled_once_and_prepared_once(member_client):
+    make_issues(30)
+    for _ in range(3):
+        assert member_client.get("/api/issues").status_code == 200
+        assert member_client.get("/api/issues", {"page": 2}).status_code == 200
+    misses = selectors._ISSUE_LIST_PAGES._compiled.cache_info().misses
+    member_client.get("/api/issues")
+    member_client.get("/api/issues", {"page": 2})
+    assert selectors._ISSUE_LIST_PAGES._compiled.cache_info().misses == misses
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%%issues_issuetally%%'")
+        statements = [row[0] for row in cursor.fetchall()]
+    assert len(statements) == 2  # page 1, and page 2 (its ids picked first)
+    assert sum("OFFSET 20" in statement for statement in statements) == 1
