@@ -14,6 +14,11 @@ from rest_framework import pagination
 from . import selectors
 from .models import Issue
 
+# Pages 1..PREPARED_PAGES of the whole list are read with their count by one prepared statement per page's
+# bounds: the pages clients come back to. A deeper page is validated against the count first and read by the
+# ORM, so that any page number, however large, reaches the database only once it is known to exist.
+PREPARED_PAGES = 100
+
 
 class CountingPaginator(Paginator):
     """Django's paginator, counting issues with ``selectors.issue_count`` (the kept total for the unfiltered list)."""
@@ -32,7 +37,7 @@ class CountingPaginator(Paginator):
         if getattr(object_list, "model", None) is not Issue:
             return super().page(number)
         rows = None
-        if self.orphans == 0 and str(number).isdecimal() and int(number) >= 1:
+        if self.orphans == 0 and str(number).isdecimal() and 1 <= int(number) <= PREPARED_PAGES:
             bottom = (int(number) - 1) * self.per_page
             read = selectors.issue_list_page(object_list, bottom, bottom + self.per_page)
             if read is not None:

@@ -4,9 +4,11 @@ gives, which a filter parameter with an empty value (a no-op filter) takes."""
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from issues import selectors
 from issues.models import Issue
+from issues.pagination import PREPARED_PAGES
 from tests.factories import IssueFactory, LabelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,7 +45,7 @@ def test_every_page_equals_the_orm_path(member_client, page_size):
     assert [row["labels"] for row in rows[-4:]] == [["api", "bug", "UI"], ["bug", "UI"], ["bug"], []]
 
 
-@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "4", "99"])
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", "4", "99", "101", str(2**63), "9" * 30])
 def test_pages_that_do_not_exist_are_refused_alike(member_client, page):
     make_issues(45)
     whole, orm = both_paths(member_client, page=page)
@@ -102,3 +104,15 @@ def test_each_pages_statement_is_compiled_once_and_prepared_once(member_client):
         statements = [row[0] for row in cursor.fetchall()]
     assert len(statements) == 2  # page 1, and page 2 (its ids picked first)
     assert sum("OFFSET 20" in statement for statement in statements) == 1
+
+
+@pytest.mark.postgres(reason="prepared statements and the triggers' tally")
+def test_pages_past_the_prepared_ones_are_counted_first(member_client):
+    """Past PREPARED_PAGES the page number is checked against the count before the page is read (two
+    statements after the token's), so a page number of any size never reaches the page statement."""
+    IssueFactory.create_batch(PREPARED_PAGES + 1)
+    for page, statements in ((PREPARED_PAGES, 1 + 1), (PREPARED_PAGES + 1, 1 + 2)):
+        with CaptureQueriesContext(connection) as ctx:
+            whole, orm = both_paths(member_client, page=page, page_size=1)
+        assert whole.status_code == 200 and whole.json()["results"] == orm.json()["results"]
+        assert len(ctx.captured_queries) == statements + 1 + 2  # the whole list's, then the ORM path's
