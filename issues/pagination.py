@@ -15,9 +15,11 @@ from . import selectors
 from .models import Issue
 
 # Pages 1..PREPARED_PAGES of the whole list are read with their count by one prepared statement per page's
-# bounds: the pages clients come back to. A deeper page is validated against the count first and read by the
-# ORM, so that any page number, however large, reaches the database only once it is known to exist.
-PREPARED_PAGES = 100
+# bounds: the first pages, which clients come back to. A few page sizes times these pages stay well within
+# the statements kept compiled (selectors._ISSUE_LIST_PAGES) and prepared (psycopg keeps 100 per connection).
+# A deeper page is checked against the count first and read by the ORM, so that no page number, however large,
+# reaches the database before it is known to exist.
+PREPARED_PAGES = 10
 
 
 class CountingPaginator(Paginator):
@@ -36,12 +38,14 @@ class CountingPaginator(Paginator):
         object_list: Any = self.object_list
         if getattr(object_list, "model", None) is not Issue:
             return super().page(number)
-        rows = None
-        if self.orphans == 0 and str(number).isdecimal() and 1 <= int(number) <= PREPARED_PAGES:
-            bottom = (int(number) - 1) * self.per_page
+        rows, digits = None, str(number)
+        # (the length first: int() refuses strings of more than 4,300 digits with a ValueError)
+        if self.orphans == 0 and digits.isdecimal() and len(digits) <= 4 and 1 <= int(digits) <= PREPARED_PAGES:
+            bottom = (int(digits) - 1) * self.per_page
             read = selectors.issue_list_page(object_list, bottom, bottom + self.per_page)
             if read is not None:
                 rows, self.count = read  # the count read with the rows replaces the cached property's
+                self.__dict__.pop("num_pages", None)  # computed from the old count for ?page=last
         number = self.validate_number(number)  # a page past the end is refused as Django refuses it
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
