@@ -366,6 +366,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         if not any(name in self.request.query_params for name in IssueFilterSet.base_filters):
             # No filter asked for: every filter is a no-op on an empty value, so the FilterSet would only
             # build and validate an empty form (a third of an unfiltered list's Python time) to change nothing.
+            # The queryset itself goes on, still marked as the whole list (selectors.issue_list_page).
             return queryset
         return super().filter_queryset(queryset)
 
