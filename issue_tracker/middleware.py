@@ -1,11 +1,15 @@
-"""Guards in front of every /api/ request: body size limits and JSON for errors Django would render as HTML."""
+"""Guards in front of every /api/ request: body size limits, bodies read whole or refused, and JSON for errors
+Django would render as HTML."""
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
+
+from issues.exceptions import database_trouble
 
 logger = logging.getLogger("issue_tracker.api")
 
@@ -25,6 +29,45 @@ def body_limit_for(path: str) -> int:
     if path.rstrip("/").endswith("/issues/import"):
         return settings.IMPORT_MAX_BYTES
     return settings.API_MAX_BODY_BYTES
+
+
+class IncompleteBody(UnreadablePostError):
+    """The client sent fewer bytes than its Content-Length said, then closed (or the connection broke)."""
+
+
+class CompleteBodyStream:
+    """A request body stream that raises ``IncompleteBody`` when it ends before ``Content-Length`` bytes.
+
+    Django's own stream stops quietly at the end of what arrived, so a client that disconnects mid-upload
+    would be read as a shorter, valid body (a CSV cut inside a cell, a multipart file cut short). Raising
+    from ``read()`` makes whoever is reading fail inside their transaction, so nothing of it is committed.
+    """
+
+    def __init__(self, stream: Any, expected: int) -> None:
+        self.stream = stream
+        self.expected = expected
+        self.received = 0
+
+    def _check(self, data: bytes, asked: int | None) -> bytes:
+        self.received += len(data)
+        if not data and asked != 0 and self.received < self.expected:
+            raise IncompleteBody(
+                f"The request body ended after {self.received} of the {self.expected} bytes its Content-Length "
+                "announced; nothing was written."
+            )
+        return data
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        return self._check(self.stream.read(size), size)
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        return self._check(self.stream.readline(size), size)
+
+    def __iter__(self) -> Any:
+        return iter(self.readline, b"")
+
+    def close(self) -> None:
+        self.stream.close()
 
 
 class ApiGuardMiddleware:
@@ -48,6 +91,10 @@ class ApiGuardMiddleware:
                     "request_too_large",
                     413,
                 )
+            if length > 0:
+                # HttpRequest reads its body through this attribute (documented as the file-like interface
+                # of the request: read(), readline(), iteration); wrapping it checks every reader at once.
+                request._stream = CompleteBodyStream(request._stream, length)  # type: ignore[attr-defined]
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
@@ -57,5 +104,13 @@ class ApiGuardMiddleware:
             return json_error(str(exception), "request_too_large", 413)
         if isinstance(exception, SuspiciousOperation):  # too many fields or files, a bad multipart body, ...
             return json_error(str(exception) or "Bad request.", "bad_request", 400)
+        if isinstance(exception, UnreadablePostError):
+            return json_error(str(exception) or "The request body could not be read.", "incomplete_body", 400)
+        trouble = database_trouble(exception)
+        if trouble is not None:
+            response = json_error(trouble.detail, trouble.code, trouble.status)
+            if trouble.retry_after:
+                response["Retry-After"] = str(settings.DB_RETRY_AFTER_SECONDS)
+            return response
         logger.exception("Unhandled error on %s %s", request.method, request.path, exc_info=exception)
         return json_error("A server error occurred.", "server_error", 500)

@@ -1,9 +1,12 @@
 """Domain errors raised by services, and the DRF exception handler that shapes every API error as JSON."""
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, UnreadablePostError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -18,6 +21,51 @@ class VersionConflict(Exception):
         self.expected = expected
 
 
+@dataclass(frozen=True)
+class DatabaseTrouble:
+    """How the API answers a database failure that is not the client's fault: never a 500, never a success."""
+
+    status: int
+    code: str
+    detail: str
+    retry_after: bool = True
+
+
+# SQLSTATEs (PostgreSQL appendix A) by how they are answered. Classes 08, 53, 58 and 57P0x: the connection
+# or the server went away, or ran out of resources; 57014: statement_timeout (or a cancel); 55P03:
+# lock_timeout; class 40: deadlock or serialization failure (another writer won the race; a retry may succeed).
+_LOST = DatabaseTrouble(503, "database_unavailable", "The database is unavailable; nothing was written. Try again.")
+_TIMEOUT = DatabaseTrouble(503, "database_timeout", "The request took too long and was cancelled; nothing was written.")
+_LOCKED = DatabaseTrouble(503, "database_busy", "The data is locked by another change; nothing was written. Try again.")
+_RACE = DatabaseTrouble(
+    409, "concurrent_change", "A concurrent change got in the way; nothing was written. Try again.", False
+)
+
+
+def database_trouble(exc: BaseException) -> DatabaseTrouble | None:
+    """The answer for ``exc`` when it is a database failure a client can only wait out; None for anything else
+    (an integrity or data error is a bug or the client's input, and is handled where it can happen)."""
+    if not isinstance(exc, DatabaseError):
+        return None
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    if sqlstate == "57014":
+        return _TIMEOUT
+    if sqlstate == "55P03":
+        return _LOCKED
+    if sqlstate.startswith("40"):
+        return _RACE
+    if sqlstate[:2] in ("08", "53", "58") or sqlstate.startswith("57P"):
+        return _LOST  # connection, insufficient resources, system error, shutdown
+    if isinstance(exc, InterfaceError) or (isinstance(exc, OperationalError) and not sqlstate):
+        return _LOST  # the connection is closed or could not be made (no server answer, so no SQLSTATE)
+    return None
+
+
+def database_trouble_response(trouble: DatabaseTrouble) -> Response:
+    headers = {"Retry-After": str(settings.DB_RETRY_AFTER_SECONDS)} if trouble.retry_after else None
+    return Response({"detail": trouble.detail, "code": trouble.code}, status=trouble.status, headers=headers)
+
+
 def _code_of(exc: exceptions.APIException) -> str:
     detail = exc.detail
     code = getattr(detail, "code", None)
@@ -30,6 +78,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, UnreadablePostError):
+        exc = exceptions.ParseError(str(exc) or "The request body could not be read.", code="incomplete_body")
+    trouble = database_trouble(exc)
+    if trouble is not None:
+        return database_trouble_response(trouble)
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from . import csv_io, events
 from .aggregates import LabelNamesJoined
-from .exceptions import VersionConflict
+from .exceptions import VersionConflict, database_trouble
 from .models import (
     DONE_STATUSES,
     LABEL_SEPARATOR,
@@ -494,6 +494,7 @@ def issue_import_csv(
     parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
     result = ImportResult()
     with transaction.atomic():
+        _import_time_budget()
         parser.read_header()
         result.ignored_columns = parser.ignored_columns
         writer = _ImportWriter(actor_id=_actor_id(actor))
@@ -512,6 +513,17 @@ def issue_import_csv(
         if dry_run:
             transaction.set_rollback(True)
     return result
+
+
+def _import_time_budget() -> None:
+    """Give the import's transaction its own, longer statement and lock timeouts than a request's."""
+    if connection.vendor != "postgresql":
+        return
+    budget = f"{settings.IMPORT_STATEMENT_TIMEOUT_MS}ms"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)", [budget, budget]
+        )
 
 
 NULL = "\\N"  # NULL in PostgreSQL's COPY text format
@@ -558,17 +570,24 @@ class _ImportWriter:
                 valid.append(row)
         if valid:
             self._ensure_labels(valid)
+            # A batch the database refuses because of its rows (a constraint, a value out of range, a trigger)
+            # is retried row by row. Trouble that is not the rows' fault (a lost connection, a shutdown, a
+            # timeout, a deadlock) propagates: the whole import rolls back and the client is told (503/409).
             try:
                 with transaction.atomic():
                     self._insert(valid)
                 result.created += len(valid)
-            except DatabaseError:
+            except DatabaseError as exc:
+                if database_trouble(exc) is not None:
+                    raise
                 for row in valid:
                     try:
                         with transaction.atomic():
                             self._insert_orm([row])
                         result.created += 1
                     except DatabaseError as exc:
+                        if database_trouble(exc) is not None:
+                            raise
                         reason = (str(exc).strip().splitlines() or ["database error"])[0][:200]
                         errors.append(
                             csv_io.RowError(row.line, {"non_field_errors": [f"The database refused the row: {reason}"]})

@@ -1,0 +1,246 @@
+"""Faults a flaky network or a failing database causes, against a live server on PostgreSQL: a body cut short,
+the import's connection killed mid-import, a held row lock, and forwarded addresses that must not dodge the
+login throttle. Nothing half-written, never a 5xx that hides what happened, never a success that lies."""
+
+import json
+import socket
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+import requests
+from django.core.cache import cache
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from issues.models import Issue, IssueEvent, Label
+from tests.factories import IssueFactory, UserFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def conninfo() -> str:
+    """A psycopg connection string for the test database (a second, independent connection)."""
+    s = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        dbname=s["NAME"], user=s["USER"], password=s["PASSWORD"] or None, host=s["HOST"], port=s["PORT"] or None
+    )
+
+
+@pytest.fixture
+def maintainer_token(db) -> str:
+    user = UserFactory(username="importer", role="maintainer")
+    return Token.objects.create(user=user).key
+
+
+def send_cut_request(base_url: str, token: str, path: str, content_type: str, body: bytes, sent: int) -> bytes:
+    """Announce ``len(body)`` bytes, send only the first ``sent`` of them, half-close, and return the answer
+    (b"" when the server closed without answering)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Token {token}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + body[:sent])
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def csv_body(rows: int) -> bytes:
+    lines = ["title,description,labels"]
+    lines += [f'Row {i},"a description, with a comma",security-{i % 3};triage' for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def multipart_body(csv_bytes: bytes, boundary: str) -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="issues.csv"\r\n'
+            f"Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + csv_bytes
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def assert_nothing_written() -> None:
+    assert Issue.objects.count() == 0
+    assert IssueEvent.objects.count() == 0
+    assert Label.objects.count() == 0
+
+
+def assert_400_or_nothing(answer: bytes) -> None:
+    if not answer:
+        return  # the server may close without answering a client that stopped sending
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer[:300]
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["code"] in ("incomplete_body", "parse_error", "bad_request"), body
+
+
+def test_raw_csv_cut_short_writes_nothing_and_answers_400(live_server, maintainer_token) -> None:
+    body = csv_body(200)
+    inside_quoted_cell = body.index(b"a description, with") + 5  # cut in the middle of a quoted cell
+    between_rows = body.index(b"\nRow 150,") + 1  # cut right after a complete row
+    inside_label = body.index(b"security-", between_rows) + 8  # "security-" cut short: the defect's example
+    for sent in (inside_quoted_cell, between_rows, inside_label, len(body) - 1):
+        answer = send_cut_request(live_server.url, maintainer_token, "/api/issues/import", "text/csv", body, sent)
+        assert answer, f"cut at {sent}: the server did not answer"
+        assert_400_or_nothing(answer)
+        assert_nothing_written()
+    # The same body sent whole is imported: the cut, not the content, was refused.
+    whole = send_cut_request(live_server.url, maintainer_token, "/api/issues/import", "text/csv", body, len(body))
+    assert whole.split()[1] == b"200"
+    assert Issue.objects.count() == 200
+
+
+def test_multipart_upload_cut_short_writes_nothing(live_server, maintainer_token) -> None:
+    boundary = uuid.uuid4().hex
+    body = multipart_body(csv_body(200), boundary)
+    content_type = f"multipart/form-data; boundary={boundary}"
+    between_rows = body.index(b"\nRow 120,") + 1
+    before_final_boundary = body.rindex(b"\r\n--")
+    for sent in (between_rows, before_final_boundary, len(body) - 3):
+        answer = send_cut_request(live_server.url, maintainer_token, "/api/issues/import", content_type, body, sent)
+        assert_400_or_nothing(answer)
+        assert_nothing_written()
+
+
+def test_json_body_cut_short_is_a_400(live_server, maintainer_token) -> None:
+    body = json.dumps({"title": "cut", "description": "x" * 2000}).encode()
+    answer = send_cut_request(live_server.url, maintainer_token, "/api/issues", "application/json", body, 1000)
+    assert_400_or_nothing(answer)
+    assert answer, "a JSON body cut short is answered"
+    assert_nothing_written()
+
+
+def test_import_connection_killed_mid_import_answers_503_and_writes_nothing(live_server, maintainer_token) -> None:
+    rows = 60_000  # several batches of 5,000: the kill lands after some were written inside the transaction
+    boundary = uuid.uuid4().hex
+    body = multipart_body(csv_body(rows), boundary)
+    killed: list[int] = []
+
+    def kill_the_import() -> None:
+        with psycopg.connect(conninfo(), autocommit=True) as watcher:
+            deadline = time.monotonic() + 60
+            copies_seen = 0
+            while time.monotonic() < deadline and not killed:
+                found = watcher.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state = 'active' AND query LIKE 'COPY %%'"
+                ).fetchall()
+                if found:
+                    copies_seen += 1
+                    if copies_seen >= 3:  # a few batches in
+                        watcher.execute("SELECT pg_terminate_backend(%s)", [found[0][0]])
+                        killed.append(found[0][0])
+                time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_the_import)
+    killer.start()
+    response = requests.post(
+        live_server.url + "/api/issues/import",
+        data=body,
+        headers={
+            "Authorization": f"Token {maintainer_token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        timeout=120,
+    )
+    killer.join()
+    assert killed, "the import's COPY was never seen running"
+    assert response.status_code == 503, response.text[:500]
+    assert response.headers["Content-Type"] == "application/json"
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.json()["code"] == "database_unavailable"
+    assert "created" not in response.json()
+    assert_nothing_written()
+    # The service is fine afterwards: the same file imports whole.
+    again = requests.post(
+        live_server.url + "/api/issues/import",
+        data=body,
+        headers={
+            "Authorization": f"Token {maintainer_token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        timeout=120,
+    )
+    assert again.status_code == 200, again.text[:300]
+    assert again.json()["created"] == rows == Issue.objects.count()
+
+
+def test_held_row_lock_answers_503_json_after_the_lock_timeout(client, maintainer_token) -> None:
+    issue = IssueFactory(title="locked")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "30s"  # the defaults every connection starts with
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "5s"
+        cursor.execute("SET lock_timeout = '300ms'")  # this test's own connection: a shorter wait
+    with psycopg.connect(conninfo()) as holder:
+        holder.execute("SELECT id FROM issues_issue WHERE id = %s FOR UPDATE", [issue.pk])
+        started = time.monotonic()
+        response = client.patch(
+            f"/api/issues/{issue.pk}",
+            {"title": "waits", "version": 1},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Token {maintainer_token}",
+        )
+        waited = time.monotonic() - started
+        holder.rollback()
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "database_busy"
+    assert int(response["Retry-After"]) >= 1
+    assert 0.3 <= waited < 2
+    issue.refresh_from_db()
+    assert (issue.title, issue.version) == ("locked", 1)
+    assert IssueEvent.objects.filter(issue=issue).exclude(type="created").count() == 0
+
+
+def test_statement_timeout_answers_503_json(client, maintainer_token) -> None:
+    IssueFactory.create_batch(3)
+    with connection.cursor() as cursor:
+        # The test client's requests share this connection: no lock timeout, a 300 ms statement budget.
+        cursor.execute("SET lock_timeout = 0")
+        cursor.execute("SET statement_timeout = '300ms'")
+    with psycopg.connect(conninfo()) as holder:
+        holder.execute("LOCK TABLE issues_issue IN ACCESS EXCLUSIVE MODE")  # the report's scan waits on it
+        started = time.monotonic()
+        response = client.get("/api/reports/latency", HTTP_AUTHORIZATION=f"Token {maintainer_token}")
+        waited = time.monotonic() - started
+        holder.rollback()
+    with connection.cursor() as cursor:
+        cursor.execute("RESET statement_timeout; RESET lock_timeout")
+    assert response.status_code == 503, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "database_timeout"
+    assert int(response["Retry-After"]) >= 1
+    assert 0.3 <= waited < 2
+
+
+def test_forwarded_addresses_do_not_dodge_the_token_throttle(live_server, settings) -> None:
+    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": "20/minute"}
+    cache.clear()
+    UserFactory(username="victim", role="member")
+    statuses = []
+    with requests.Session() as session:
+        for i in range(100):
+            response = session.post(
+                live_server.url + "/api/auth/token",
+                json={"username": "victim", "password": f"guess-{i}"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.{i}"},
+                timeout=10,
+            )
+            statuses.append(response.status_code)
+            assert response.headers["Content-Type"] == "application/json"
+    cache.clear()
+    # DJANGO_NUM_PROXIES is 0: no forwarded address is trusted, so all 100 come from one client.
+    assert statuses[:20] == [400] * 20
+    assert statuses[20:] == [429] * 80
