@@ -721,17 +721,17 @@ README_TABLE = ("<!-- bench:table -->", "<!-- /bench:table -->")
 
 
 def update_readme(table: str) -> None:
-    """Put the table of a full run into the README, between the bench:table markers of its Benchmarks section."""
-    readme = ROOT / "README.md"
+    """Put the table of a full run into docs/performance.md, between its bench:table markers."""
+    readme = ROOT / "docs" / "performance.md"
     text = readme.read_text()
     start, end = README_TABLE
     if start not in text or end not in text:
-        log("README.md has no bench:table markers: table not copied")
+        log("docs/performance.md has no bench:table markers: table not copied")
         return
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     readme.write_text(f"{head}{start}\n{table}{end}{tail}")
-    log("copied the table into README.md")
+    log("copied the table into docs/performance.md")
 
 
 def write_plot(results: dict[str, Any], out: Path) -> None:
