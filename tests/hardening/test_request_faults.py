@@ -181,7 +181,7 @@ def test_held_row_lock_answers_503_json_after_the_lock_timeout(client, maintaine
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "30s"  # the defaults every connection starts with
         cursor.execute("SHOW lock_timeout")
-        assert cursor.fetchone()[0] == "5s"
+        assert cursor.fetchone()[0] == "2500ms"  # DB_LOCK_TIMEOUT_MS 5 s: half for each of a row's two waits
         cursor.execute("SET lock_timeout = '300ms'")  # this test's own connection: a shorter wait
     with psycopg.connect(conninfo()) as holder:
         holder.execute("SELECT id FROM issues_issue WHERE id = %s FOR UPDATE", [issue.pk])
@@ -225,22 +225,117 @@ def test_statement_timeout_answers_503_json(client, maintainer_token) -> None:
     assert 0.3 <= waited < 2
 
 
-def test_forwarded_addresses_do_not_dodge_the_token_throttle(live_server, settings) -> None:
-    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": "20/minute"}
-    cache.clear()
-    UserFactory(username="victim", role="member")
-    statuses = []
+def guesses(url: str, count: int, username: str = "victim") -> list[requests.Response]:
+    """``count`` wrong passwords for ``username``, each claiming another X-Forwarded-For address."""
     with requests.Session() as session:
-        for i in range(100):
-            response = session.post(
-                live_server.url + "/api/auth/token",
-                json={"username": "victim", "password": f"guess-{i}"},
+        return [
+            session.post(
+                url + "/api/auth/token",
+                json={"username": username, "password": f"guess-{i}"},
                 headers={"X-Forwarded-For": f"203.0.113.{i}, 198.51.100.{i}"},
                 timeout=10,
             )
-            statuses.append(response.status_code)
-            assert response.headers["Content-Type"] == "application/json"
+            for i in range(count)
+        ]
+
+
+def test_forwarded_addresses_do_not_dodge_the_token_throttle(live_server, settings) -> None:
+    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": "20/minute"}
+    settings.AXES_ENABLED = False  # the throttle alone (the lockout is the next test)
     cache.clear()
+    UserFactory(username="victim", role="member")
+    answers = guesses(live_server.url, 100)
+    cache.clear()
+    assert all(answer.headers["Content-Type"] == "application/json" for answer in answers)
     # DJANGO_NUM_PROXIES is 0: no forwarded address is trusted, so all 100 come from one client.
-    assert statuses[:20] == [400] * 20
-    assert statuses[20:] == [429] * 80
+    assert [answer.status_code for answer in answers] == [400] * 20 + [429] * 80
+
+
+def test_forwarded_addresses_do_not_dodge_the_login_lockout(live_server, settings) -> None:
+    cache.clear()
+    UserFactory(username="victim", role="member")
+    answers = guesses(live_server.url, settings.AXES_FAILURE_LIMIT + 10)
+    assert all(answer.headers["Content-Type"] == "application/json" for answer in answers)
+    statuses = [answer.status_code for answer in answers]
+    # The failure that reaches the limit is answered with the lockout already.
+    assert statuses == [400] * (settings.AXES_FAILURE_LIMIT - 1) + [429] * 11
+    assert answers[-1].json()["code"] == "locked_out"
+
+
+@pytest.mark.slow
+def test_held_row_lock_does_not_stop_the_service(maintainer_token, tmp_path) -> None:
+    """gunicorn with 2 sync workers; a transaction holds an issue's row lock while 2 x 2 PATCHes hit that row.
+    Each PATCH is answered JSON within the lock timeout plus a second of a worker taking it (gunicorn's own
+    request time, from its access log), and health checks and reads keep being answered meanwhile."""
+    from tests.servers import gunicorn_server
+
+    workers, lock_timeout = 2, 2.0
+    issue, other = IssueFactory(title="locked"), IssueFactory(title="free")
+    headers = {"Authorization": f"Token {maintainer_token}"}
+    with gunicorn_server(
+        workers=workers, extra_env={"DB_LOCK_TIMEOUT_MS": str(int(lock_timeout * 1000))}, directory=tmp_path
+    ) as app:
+        with psycopg.connect(conninfo()) as holder:
+            holder.execute("SELECT id FROM issues_issue WHERE id = %s FOR UPDATE", [issue.pk])
+            barrier = threading.Barrier(2 * workers)
+            patches: list[tuple[float, requests.Response]] = []
+            done = threading.Event()
+
+            def patch() -> None:
+                barrier.wait()
+                started = time.monotonic()
+                with requests.Session() as session:
+                    answer = session.patch(
+                        f"{app.url}/api/issues/{issue.pk}",
+                        json={"title": "x", "version": 1},
+                        headers=headers,
+                        timeout=30,
+                    )
+                patches.append((time.monotonic() - started, answer))
+
+            others: list[tuple[float, int]] = []
+
+            def keep_reading() -> None:
+                with requests.Session() as session:
+                    while not done.is_set():
+                        for url in ("/api/health", f"/api/issues/{other.pk}"):
+                            started = time.monotonic()
+                            status = session.get(app.url + url, headers=headers, timeout=30).status_code
+                            others.append((time.monotonic() - started, status))
+
+            threads = [threading.Thread(target=patch) for _ in range(2 * workers)]
+            reader = threading.Thread(target=keep_reading)
+            reader.start()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            done.set()
+            reader.join()
+            holder.rollback()
+        # The lock is gone: the same PATCH now succeeds.
+        assert requests.patch(
+            f"{app.url}/api/issues/{issue.pk}", json={"title": "x", "version": 1}, headers=headers, timeout=10
+        ).ok
+        access = [line for line in app.access_log.read_text().splitlines() if f'"PATCH /api/issues/{issue.pk} ' in line]
+    print(
+        f"PATCH answers (client s): {sorted(round(t, 2) for t, _ in patches)}; gunicorn ms: "
+        f"{[line.rsplit(' ', 1)[1] for line in access]}; other requests: {len(others)}, "
+        f"slowest {max(t for t, _ in others):.2f} s"
+    )
+    assert len(patches) == 2 * workers
+    for _, answer in patches:
+        assert answer.status_code == 503
+        assert answer.headers["Content-Type"] == "application/json"
+        assert answer.json()["code"] == "database_busy"
+        assert int(answer.headers["Retry-After"]) >= 1
+    server_ms = [int(line.rsplit(" ", 1)[1].removesuffix("ms")) for line in access[: 2 * workers]]
+    assert len(server_ms) == 2 * workers
+    assert all(lock_timeout / 2 * 1000 <= ms <= (lock_timeout + 1) * 1000 for ms in server_ms), server_ms
+    # Two waves at most (2 x workers requests on workers workers), each bounded by the lock timeout.
+    assert max(t for t, _ in patches) <= 2 * (lock_timeout + 1)
+    # Other requests are served throughout; the longest waited behind both waves of PATCHes for a worker.
+    assert len(others) >= 10 and all(status == 200 for _, status in others)
+    assert max(t for t, _ in others) <= 2 * lock_timeout + 0.5
+    issue.refresh_from_db()
+    assert issue.version == 2
