@@ -209,3 +209,31 @@ class IssueTally(models.Model):
 
     def __str__(self) -> str:
         return f"slot {self.slot}: {self.issues}"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored answer to a POST sent with an ``Idempotency-Key`` (``issues.idempotency``), replayed to a retry
+    of the same request by the same user within ``IDEMPOTENCY_TTL_SECONDS``; older rows are ignored, replaced
+    when their key comes back, and deleted by ``manage.py purge_idempotency_keys``.
+
+    ``request_hash`` is the SHA-256 of the query string, the media type and the body (JSON canonicalised, a
+    multipart upload by its fields and file contents). ``response_body`` is the answer's JSON as text, not
+    ``jsonb``, which would reorder its keys: a replay sends the same bytes.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.TextField()
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.TextField()
+    response_headers = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.key})"

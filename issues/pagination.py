@@ -5,6 +5,7 @@
   Its cost does not grow with the table, because it needs no ``COUNT(*)`` and no ``OFFSET``.
 """
 
+from functools import partial
 from typing import Any
 
 from django.core.paginator import Paginator
@@ -23,26 +24,31 @@ PREPARED_PAGES = 10
 
 
 class CountingPaginator(Paginator):
-    """Django's paginator, counting issues with ``selectors.issue_count`` (the kept total for the unfiltered list)."""
+    """Django's paginator, told by the issue list what it pages: every issue (``unfiltered``: the count is the
+    kept total), in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by
+    one prepared statement). Any other page of issues is read through ``selectors.issue_page``."""
+
+    def __init__(self, *args: Any, unfiltered: bool = False, whole_list: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unfiltered = unfiltered
+        self.whole_list = whole_list
 
     @cached_property
     def count(self) -> int:
-        object_list: Any = self.object_list
-        if getattr(object_list, "model", None) is Issue:
-            return selectors.issue_count(object_list)
+        if self.unfiltered:
+            return selectors.issue_total()
         return super().count
 
     def page(self, number: Any) -> Any:
-        """Django's page, except that issues are read through ``selectors``: the whole list's page and its count
-        by one statement (``issue_list_page``), any other page through ``issue_page``."""
         object_list: Any = self.object_list
         if getattr(object_list, "model", None) is not Issue:
             return super().page(number)
         rows, digits = None, str(number)
         # (the length first: int() refuses strings of more than 4,300 digits with a ValueError)
-        if self.orphans == 0 and digits.isdecimal() and len(digits) <= 4 and 1 <= int(digits) <= PREPARED_PAGES:
+        prepared = self.whole_list and self.orphans == 0 and digits.isdecimal() and len(digits) <= 4
+        if prepared and 1 <= int(digits) <= PREPARED_PAGES:
             bottom = (int(digits) - 1) * self.per_page
-            read = selectors.issue_list_page(object_list, bottom, bottom + self.per_page)
+            read = selectors.issue_list_page(bottom, bottom + self.per_page)
             if read is not None:
                 rows, self.count = read  # the count read with the rows replaces the cached property's
                 self.__dict__.pop("num_pages", None)  # computed from the old count for ?page=last
@@ -61,6 +67,15 @@ class PageNumberPagination(pagination.PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        """The issue list says what it pages (``view.unfiltered``, ``view.whole_list``): see CountingPaginator."""
+        self.django_paginator_class = partial(
+            CountingPaginator,
+            unfiltered=getattr(view, "unfiltered", False),
+            whole_list=getattr(view, "whole_list", False),
+        )
+        return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         """The documented list shape; ``count`` is absent only in keyset mode (``?pagination=keyset``)."""

@@ -5,39 +5,25 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connections
 from django.db.models import Count, QuerySet
 
-from .aggregates import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined
+from .fastpath.prepared import PreparedGet, PreparedRows
+from .fastpath.subqueries import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined
 from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label
-from .prepared import PreparedGet, PreparedRows
 
 DETAIL_COMMENT_LIMIT = 100
 
 
-# Set on the queryset issue_list() returns. A queryset's clone does not carry its instance attributes, so a
-# filter, an ordering or a slice (each a clone) drops the mark: a queryset with it is the whole list, unchanged.
-_WHOLE_LIST = "_whole_issue_list"
-
-
 def issue_list() -> QuerySet[Issue]:
     """Issues newest first, each with its label names joined in by a subquery (no extra query per page)."""
-    issues = Issue.objects.annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)).order_by(
+    return Issue.objects.annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)).order_by(
         "-created_at", "-id"
     )
-    setattr(issues, _WHOLE_LIST, True)
-    return issues
 
 
-def issue_count(queryset: QuerySet[Issue]) -> int:
-    """The number of issues in ``queryset``. When it is every issue (no filter) on PostgreSQL, this is the sum
-    of the tally the database triggers keep (``IssueTally``), which costs the same at any table size;
-    otherwise ``COUNT(*)``."""
-    query = queryset.query
-    unfiltered = not query.where and not query.distinct and not query.is_sliced and not query.combinator
-    if unfiltered and queryset.model is Issue and connections[queryset.db].vendor == "postgresql":
-        return sum(IssueTally.objects.using(queryset.db).values_list("issues", flat=True))
-    return queryset.count()
+def issue_total() -> int:
+    """The number of issues, as the database triggers keep it (``IssueTally``): the same cost at any size."""
+    return sum(IssueTally.objects.values_list("issues", flat=True))
 
 
 def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue]:
@@ -52,14 +38,11 @@ def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue
     return issues.filter(pk__in=issues.values("pk")[start:stop])[: stop - start]
 
 
-def issue_list_page(issues: QuerySet[Issue], start: int, stop: int) -> tuple[list[Issue], int] | None:
-    """Rows ``start:stop`` of ``issues`` and the number of issues, read together by one prepared statement,
-    when ``issues`` is the whole list as ``issue_list()`` returned it, on PostgreSQL: the statement of each
-    page's bounds is compiled once per process, and the count is the triggers' tally, carried in every row.
-    None when that does not apply, or when the page is empty (no row to carry the count)."""
-    if not getattr(issues, _WHOLE_LIST, False) or connections[issues.db].vendor != "postgresql":
-        return None
-    rows: list[Any] = _ISSUE_LIST_PAGES.rows(start, stop, using=issues.db)
+def issue_list_page(start: int, stop: int) -> tuple[list[Issue], int] | None:
+    """Rows ``start:stop`` of the whole list (``issue_list()``, no filter) and the number of issues, read together
+    by one prepared statement: the statement of each page's bounds is compiled once per process, and the count
+    is the triggers' tally, carried in every row. None when the page is empty (no row to carry the count)."""
+    rows: list[Any] = _ISSUE_LIST_PAGES.rows(start, stop)
     if not rows:
         return None
     return rows, rows[0].issues_total
@@ -77,19 +60,14 @@ def issue_get(*, issue_id: int) -> Issue:
 
 def issue_detail(*, issue_id: int) -> Issue:
     """One issue with its label names, ``comment_count`` and ``first_comments`` (the first
-    DETAIL_COMMENT_LIMIT comments, oldest first, with their authors). Raises ``Issue.DoesNotExist``.
-
-    PostgreSQL: one query, the comments aggregated into JSON by a subquery. Elsewhere: a second query."""
-    if connections[Issue.objects.db].vendor != "postgresql":
-        issue = issue_list().annotate(comment_count=CommentCount()).get(pk=issue_id)
-        issue.first_comments = issue_comments_preview(issue_id=issue_id)
-        return issue
+    DETAIL_COMMENT_LIMIT comments, oldest first, with their authors), in one query: the comments are
+    aggregated into JSON by a subquery. Raises ``Issue.DoesNotExist``."""
     issue = _ISSUE_DETAIL.get(issue_id)
     issue.first_comments = [_comment_from_json(issue, row) for row in json.loads(issue.first_comments_json)]
     return issue
 
 
-# The detail's one statement, compiled once and prepared per connection (PostgreSQL).
+# The detail's one statement, compiled once and prepared per connection.
 _ISSUE_DETAIL = PreparedGet(
     lambda issue_id: (
         issue_list()

@@ -1,10 +1,10 @@
-"""Hot reads as prepared statements on PostgreSQL.
+"""Hot reads as prepared statements.
 
 Two costs repeat on every request for the same few statements: the ORM building and compiling the queryset
 (about 0.3 ms of Python for an issue with its subqueries) and PostgreSQL planning the statement (0.1–0.4 ms of
 database CPU, as much as running it). ``PreparedGet`` compiles a one-row queryset once per process and
 ``PreparedRows`` a queryset per key (the bounds of a page, say); PostgreSQL plans each statement once per
-connection (psycopg's ``prepare=True``); other databases run the queryset as usual. Every execution still goes
+connection (psycopg's ``prepare=True``). Every execution still goes
 through Django's cursor wrapper: errors are translated, and queries are logged and counted like any other.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import psycopg
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.utils import CursorDebugWrapper
 from django.db.models import Model, QuerySet
 
@@ -28,16 +28,16 @@ class PreparingCursor(psycopg.Cursor):
         return super().execute(query, params, prepare=True, **kwargs)
 
 
-def fetch_prepared(sql: str, params: Sequence[Any], *, using: str = "default") -> tuple[Any, ...] | None:
-    """The first row of ``sql`` run as a prepared statement on PostgreSQL connection ``using``."""
+def fetch_prepared(sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS) -> tuple[Any, ...] | None:
+    """The first row of ``sql`` run as a prepared statement on connection ``using``."""
     rows = fetch_all_prepared(sql, params, using=using, limit=1)
     return rows[0] if rows else None
 
 
 def fetch_all_prepared(
-    sql: str, params: Sequence[Any], *, using: str = "default", limit: int | None = None
+    sql: str, params: Sequence[Any], *, using: str = DEFAULT_DB_ALIAS, limit: int | None = None
 ) -> list[tuple[Any, ...]]:
-    """The rows of ``sql`` (at most ``limit``) run as a prepared statement on PostgreSQL connection ``using``.
+    """The rows of ``sql`` (at most ``limit``) run as a prepared statement on connection ``using``.
 
     The connection's health check runs first, as it does for a cursor Django hands out."""
     connection = connections[using]
@@ -58,52 +58,49 @@ class _PreparedDebugWrapper(CursorDebugWrapper):
 
 
 class _Compiled:
-    """A queryset compiled once: its SQL and parameters, and how the ORM turns one of its rows into an instance
-    (the converters, the model's columns, the annotations)."""
+    """A queryset compiled once, through documented APIs: its model's concrete fields and its annotations are
+    selected with ``values_list`` (model fields first, then annotations in the order they were added: the
+    order in which the ORM writes them into the SELECT), and ``query.sql_with_params()`` gives the SQL; a row
+    becomes an instance with ``Model.from_db``, as the ORM builds one, with the annotations set on it."""
 
-    def __init__(self, queryset: QuerySet, using: str) -> None:
-        compiler = queryset.query.get_compiler(using=using)
-        sql, params = compiler.as_sql()
-        self.sql, self.params, self.model, self.using = sql, tuple(params), queryset.model, using
-        self.converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        select_fields = compiler.klass_info["select_fields"]
-        self.start = select_fields[0]
-        self.attnames = [column.target.attname for column, _, _ in compiler.select[self.start : select_fields[-1] + 1]]
-        self.annotations = list(compiler.annotation_col_map.items())
+    def __init__(self, queryset: QuerySet) -> None:
+        model = queryset.model
+        fields = model._meta.concrete_fields
+        if any(hasattr(field, "from_db_value") for field in fields):  # psycopg's own values would be wrong
+            raise ValueError(f"{model.__name__} has a field that converts database values; read it with the ORM")
+        self.model = model
+        self.attnames = [field.attname for field in fields]
+        self.annotations = list(queryset.query.annotations)
+        sql, params = queryset.values_list(*self.attnames, *self.annotations).query.sql_with_params()
+        self.sql, self.params = sql, tuple(params)
 
     def instance(self, row: Sequence[Any]) -> Model:
-        if self.converters:  # as the ORM would apply them (compiler.apply_converters)
-            row = list(row)
-            for position, (functions, expression) in self.converters.items():
-                for function in functions:
-                    row[position] = function(row[position], expression, connections[self.using])
-        instance = self.model.from_db(self.using, self.attnames, row[self.start : self.start + len(self.attnames)])
-        for name, position in self.annotations:
-            setattr(instance, name, row[position])
+        width = len(self.attnames)
+        instance = self.model.from_db(DEFAULT_DB_ALIAS, self.attnames, row[:width])
+        for name, value in zip(self.annotations, row[width:], strict=True):
+            setattr(instance, name, value)
         return instance
 
 
 class PreparedGet:
     """``build(value)`` returns a queryset matching at most one row, in which ``value`` (an int, the primary
     key say) is the only thing that changes from call to call; ``get(value)`` returns that row's instance,
-    with its annotations, or raises the model's ``DoesNotExist``."""
+    with its annotations, or raises the model's ``DoesNotExist``. The default database only."""
 
     def __init__(self, build: Callable[[int], QuerySet]) -> None:
         self.build = build
-        self._compiled: dict[str, tuple[_Compiled, int]] = {}
+        self._compiled: tuple[_Compiled, int] | None = None
 
-    def get(self, value: int, *, using: str = "default") -> Model:
-        if connections[using].vendor != "postgresql":
-            return self.build(value).using(using).get()
-        if using not in self._compiled:
-            compiled = _Compiled(self.build(MARKER).using(using), using)
+    def get(self, value: int) -> Model:
+        if self._compiled is None:
+            compiled = _Compiled(self.build(MARKER))
             if compiled.params.count(MARKER) != 1:
                 raise ValueError("PreparedGet: the queryset must carry the value exactly once in its parameters")
-            self._compiled[using] = compiled, compiled.params.index(MARKER)
-        compiled, marker_at = self._compiled[using]
+            self._compiled = compiled, compiled.params.index(MARKER)
+        compiled, marker_at = self._compiled
         params = list(compiled.params)
         params[marker_at] = value
-        row = fetch_prepared(compiled.sql, params, using=using)
+        row = fetch_prepared(compiled.sql, params)
         if row is None:
             raise compiled.model.DoesNotExist(f"{compiled.model._meta.object_name} matching query does not exist.")
         return compiled.instance(row)
@@ -111,7 +108,7 @@ class PreparedGet:
 
 class PreparedRows:
     """``build(*key)`` returns a queryset in which nothing changes for the same key (a page of a list, the
-    key being its bounds); ``rows(*key)`` returns its instances, with their annotations (PostgreSQL only).
+    key being its bounds); ``rows(*key)`` returns its instances, with their annotations (default database).
 
     The statements of the last ``keys`` keys stay compiled; psycopg keeps at most ``prepared_max`` (100)
     statements prepared per connection and deallocates the least recently used beyond that."""
@@ -120,11 +117,9 @@ class PreparedRows:
         self.build = build
         self._compiled = functools.lru_cache(maxsize=keys)(self._compile)
 
-    def rows(self, *key: Hashable, using: str = "default") -> list[Model]:
-        if connections[using].vendor != "postgresql":
-            raise ValueError("PreparedRows runs prepared statements, which need PostgreSQL")
-        compiled = self._compiled(using, key)
-        return [compiled.instance(row) for row in fetch_all_prepared(compiled.sql, compiled.params, using=using)]
+    def rows(self, *key: Hashable) -> list[Model]:
+        compiled = self._compiled(key)
+        return [compiled.instance(row) for row in fetch_all_prepared(compiled.sql, compiled.params)]
 
-    def _compile(self, using: str, key: tuple[Hashable, ...]) -> _Compiled:
-        return _Compiled(self.build(*key).using(using), using)
+    def _compile(self, key: tuple[Hashable, ...]) -> _Compiled:
+        return _Compiled(self.build(*key))

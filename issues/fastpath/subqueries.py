@@ -1,4 +1,4 @@
-"""Correlated subqueries of the hot reads, written out in SQL for PostgreSQL and SQLite."""
+"""Correlated subqueries of the hot reads, written out in SQL."""
 
 from typing import Any
 
@@ -39,13 +39,12 @@ class LabelNamesJoined(CorrelatedSubquery):
         self.separator = separator
 
     def sql(self, connection: Any) -> str:
-        from .models import Issue, Label
+        from ..models import Issue, Label
 
-        concat = "GROUP_CONCAT" if connection.vendor == "sqlite" else "STRING_AGG"
         quote = connection.ops.quote_name
         link = quote(Issue.labels.through._meta.db_table)
         return (
-            f"SELECT {concat}(l.{quote('name')}, '{self.separator}') FROM {quote(Label._meta.db_table)} l "
+            f"SELECT STRING_AGG(l.{quote('name')}, '{self.separator}') FROM {quote(Label._meta.db_table)} l "
             f"INNER JOIN {link} il ON il.{quote('label_id')} = l.{quote('id')} "
             f"WHERE il.{quote('issue_id')} = {{outer}}.{quote('id')}"
         )
@@ -57,7 +56,7 @@ class CommentCount(CorrelatedSubquery):
     output_field = IntegerField()
 
     def sql(self, connection: Any) -> str:
-        from .models import Comment
+        from ..models import Comment
 
         quote = connection.ops.quote_name
         return (
@@ -67,24 +66,21 @@ class CommentCount(CorrelatedSubquery):
 
 
 class IssueTotal(CorrelatedSubquery):
-    """PostgreSQL only: the number of issues as the triggers keep it (``IssueTally``), the same in every row.
+    """The number of issues as the triggers keep it (``IssueTally``), the same in every row.
     Not correlated: PostgreSQL computes it once per statement (an InitPlan), so a page of the list carries
     its ``count`` without a second statement."""
 
     output_field = IntegerField()
 
     def sql(self, connection: Any) -> str:
-        from .models import IssueTally
+        from ..models import IssueTally
 
         quote = connection.ops.quote_name
-        return f"SELECT COALESCE(SUM(t.{quote('issues')}), 0) FROM {quote(IssueTally._meta.db_table)} t"
-
-    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        raise NotImplementedError("IssueTotal is PostgreSQL only: other databases keep no tally")
+        return f"SELECT COALESCE(SUM(t.{quote('issues')}), 0)::bigint FROM {quote(IssueTally._meta.db_table)} t"
 
 
 class FirstCommentsJson(CorrelatedSubquery):
-    """PostgreSQL only: an issue's first ``limit`` comments (oldest first) with their authors' usernames, as
+    """An issue's first ``limit`` comments (oldest first) with their authors' usernames, as
     JSON text ``[{"id", "author_id", "username", "body", "created_at"}, ...]``, so that the issue detail
     needs one query instead of two."""
 
@@ -97,7 +93,7 @@ class FirstCommentsJson(CorrelatedSubquery):
     def sql(self, connection: Any) -> str:
         from django.contrib.auth import get_user_model
 
-        from .models import Comment
+        from ..models import Comment
 
         quote = connection.ops.quote_name
         comment, user = quote(Comment._meta.db_table), quote(get_user_model()._meta.db_table)
@@ -110,6 +106,3 @@ class FirstCommentsJson(CorrelatedSubquery):
             f"ORDER BY c.{quote('created_at')}, c.{quote('id')} LIMIT {self.limit}) c "
             f"LEFT JOIN {user} u ON u.{quote('id')} = c.{quote('author_id')}"
         )
-
-    def as_sqlite(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
-        raise NotImplementedError("FirstCommentsJson is PostgreSQL only; selectors.issue_detail reads comments apart")
