@@ -1,6 +1,6 @@
 """Settings, all driven by environment variables with safe development defaults.
 
-See README.md, section "Configuration", for every variable.
+See docs/configuration.md for every variable.
 """
 
 import os
@@ -62,12 +62,15 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # login lockout (AXES_* below)
+    "csp",  # Content-Security-Policy (CONTENT_SECURITY_POLICY below)
     "issues",
     "reports",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # outermost but one: every answer gets the policy header
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "issue_tracker.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -76,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as axes requires: turns a locked-out login into its 429
 ]
 
 ROOT_URLCONF = "issue_tracker.urls"
@@ -114,6 +118,23 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
     )
+    # Every statement and every lock wait is bounded, so one slow query or one held row lock cannot occupy
+    # the workers for long: past the limit PostgreSQL cancels the statement and the API answers a JSON 503
+    # with Retry-After (issues/exceptions.py). Milliseconds; 0 turns a limit off. The CSV import sets its own,
+    # longer budget for its transaction (IMPORT_STATEMENT_TIMEOUT_MS). Sent as startup options, so they cost
+    # no round trip (behind PgBouncer, list them in its ignore_startup_parameters or set them on the role).
+    # DB_LOCK_TIMEOUT_MS bounds the wait for a row lock. PostgreSQL's lock_timeout applies to each lock it waits
+    # for, and a writer queued behind another waiter on the same row waits twice (the tuple lock, then the holding
+    # transaction), so PostgreSQL gets half of it.
+    DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)
+    DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
+    DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+        [
+            DATABASES["default"]["OPTIONS"].get("options", ""),
+            f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            f"-c lock_timeout={(DB_LOCK_TIMEOUT_MS + 1) // 2}",
+        ]
+    ).strip()
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock up front, so concurrent transactions wait instead of failing to upgrade.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -125,7 +146,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-AUTHENTICATION_BACKENDS = ["issues.backends.OneQueryPermissionBackend"]
+# The lockout check first: while locked out, authenticate() refuses even the right password.
+AUTHENTICATION_BACKENDS = ["issues.backends.LoginLockoutBackend", "issues.backends.OneQueryPermissionBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -159,6 +181,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 BULK_MAX_ITEMS = env_int("BULK_MAX_ITEMS", 1000)
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
+IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)  # Idempotency-Key replay window
+# The import's transaction gets a longer statement and lock budget than a request (milliseconds, 0 = none).
+IMPORT_STATEMENT_TIMEOUT_MS = env_int("IMPORT_STATEMENT_TIMEOUT_MS", 600_000)
+# Retry-After (seconds) on a 503 that says the database is unavailable, busy or too slow.
+DB_RETRY_AFTER_SECONDS = env_int("DB_RETRY_AFTER_SECONDS", 5)
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["issues.permissions.ActionPermission"],
@@ -204,7 +231,8 @@ THROTTLE_RATES = {
     "auth": env_rate("THROTTLE_AUTH", "20/minute"),
 }
 # Behind a reverse proxy, the client address comes from X-Forwarded-For: set this to the number of proxies.
-REST_FRAMEWORK["NUM_PROXIES"] = env_int("DJANGO_NUM_PROXIES", 0) or None
+# 0 (the default) trusts no forwarded address: the client is REMOTE_ADDR, whatever X-Forwarded-For says.
+REST_FRAMEWORK["NUM_PROXIES"] = env_int("DJANGO_NUM_PROXIES", 0)
 
 # The cache (the throttles' counters): Redis when REDIS_URL is set, shared by every worker; else per process.
 if os.environ.get("REDIS_URL"):
@@ -254,4 +282,49 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+import base64 as _base64  # noqa: E402 - the imports of the lockout and CSP blocks below
+import datetime as _dt  # noqa: E402
+import hashlib as _hashlib  # noqa: E402
+
+from csp import constants as _csp_constants  # noqa: E402
+
+# Login lockout (django-axes), see docs/security.md. Failed logins on the admin, /api-auth/login/ and
+# POST /api/auth/token are counted in the database (axes' tables) per username+address and per address;
+# AXES_FAILURE_LIMIT failures within the cool-off lock that pair (or address) for AXES_COOLOFF_MINUTES, the
+# right password included, and each refused attempt starts the cool-off again. Unlock: manage.py axes_reset.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured(f"AXES_FAILURE_LIMIT must be at least 1, got {AXES_FAILURE_LIMIT}")
+_axes_cooloff_minutes = env_int("AXES_COOLOFF_MINUTES", 15)  # 0: locked until axes_reset
+AXES_COOLOFF_TIME = _dt.timedelta(minutes=_axes_cooloff_minutes) if _axes_cooloff_minutes > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_RESET_ON_SUCCESS = False  # a known password must not wipe the address's count of failures
+AXES_LOCKOUT_CALLABLE = "issues.backends.lockout_response"  # 429: JSON under /api/, else an HTML page
+# The client address: REMOTE_ADDR, or with DJANGO_NUM_PROXIES > 0 the right-most-N X-Forwarded-For entry.
+CLIENT_NUM_PROXIES = max(0, env_int("DJANGO_NUM_PROXIES", 0))
+AXES_CLIENT_IP_CALLABLE = "issues.backends.client_ip_address"
+AXES_VERBOSE = False  # no start-up banner; failures are still logged (WARNING)
+
+# Content-Security-Policy (django-csp 4) on every answer, see docs/security.md. Scripts only from this origin
+# (the admin, the browsable API and Swagger UI load theirs as files; a template that needs an inline script
+# gives it nonce="{{ request.csp_nonce }}"), plus one inline event handler by its hash: the browsable API's
+# "Log out" link (rest_framework's optional_logout tag). Inline styles are allowed: the browsable API's and the
+# login pages' templates use style attributes. No plugins, no framing, forms post only to this origin.
+BROWSABLE_API_LOGOUT_ONCLICK = 'document.getElementById("logoutForm").submit()'
+_logout_onclick_hash = _base64.b64encode(_hashlib.sha256(BROWSABLE_API_LOGOUT_ONCLICK.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", _csp_constants.NONCE, "'unsafe-hashes'", f"'sha256-{_logout_onclick_hash}'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
 }

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
 from issues import views as issue_views
@@ -34,7 +34,9 @@ class PublicSchemaView(JsonErrorsMixin, SpectacularAPIView):
     permission_classes = [AllowAny]
 
 
-class PublicDocsView(JsonErrorsMixin, SpectacularSwaggerView):
+class PublicDocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
+    """Swagger UI with its start-up script served as a file (``?script``): the CSP allows no inline script."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
 

@@ -1,7 +1,7 @@
 """The roles of the API, as Django groups and the permissions each one holds.
 
 A data migration creates the groups; ``create_api_user`` puts users in them. Views check the
-permissions (never the group names), so staff can grant finer rights in the admin.
+permissions (never the group names), so superusers can grant finer rights in the admin.
 """
 
 VIEW = [

@@ -60,14 +60,41 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             instance.close()
 
 
+# Every page reports its Content-Security-Policy violations to the test (through a binding, which the policy
+# cannot block); console errors and uncaught script errors are kept as well.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation({
+    page: document.location.href,
+    directive: event.effectiveDirective,
+    blocked: event.blockedURI,
+    sample: event.sample,
+    source: event.sourceFile + ":" + event.lineNumber,
+  });
+});
+"""
+
+
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser page. ``page.csp_violations``, ``page.console_errors`` and ``page.script_errors`` collect
+    what happened on every page it loads; a test that ends with a CSP violation fails at teardown."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.shots = []  # type: ignore[attr-defined]
+    page.csp_violations = []  # type: ignore[attr-defined]
+    page.console_errors = []  # type: ignore[attr-defined]
+    page.script_errors = []  # type: ignore[attr-defined]
+    page.expose_function("reportCspViolation", lambda violation: page.csp_violations.append(violation))
+    page.add_init_script(REPORT_CSP_VIOLATIONS)
+    page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+    page.on("pageerror", lambda error: page.script_errors.append(str(error)))
     yield page
+    violations = list(page.csp_violations)
     context.close()
+    if violations:
+        pytest.fail(f"Content-Security-Policy violations: {violations}", pytrace=False)
 
 
 @pytest.fixture

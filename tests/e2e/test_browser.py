@@ -109,6 +109,10 @@ def test_api_docs_render_offline_with_every_operation(live_server, transactional
 
     page.route("**/*", only_localhost)
     page.goto(f"{live_server.url}/api/docs")
+    page.wait_for_load_state("networkidle")
+    violations = list(page.csp_violations)
+    page.csp_violations.clear()  # reported here, not again at teardown
+    assert violations == [], "the Content-Security-Policy refused part of the docs page"
     page.wait_for_selector(".opblock-summary-path", timeout=30_000)
     shot("api-docs")
 
@@ -121,3 +125,159 @@ def test_api_docs_render_offline_with_every_operation(live_server, transactional
     assert {"/api/issues/", "/api/issues/{id}/", "/api/labels/"} <= paths
     assert blocked == [], f"the docs needed the network: {blocked}"
     assert any("/api/schema" in url for url in requested)
+
+
+# --- The admin is no ladder; tokens are never shown; every page works under the Content-Security-Policy ---------
+
+
+def admin_login(page: Any, live_server: Any, username: str, password: str, next_url: str = "/admin/") -> None:
+    page.goto(f"{live_server.url}/admin/login/?next={next_url}")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(rf".*{re.escape(next_url)}$"))
+
+
+def privileges(user: Any) -> tuple:
+    user.refresh_from_db()
+    return (
+        user.is_staff,
+        user.is_superuser,
+        sorted(user.groups.values_list("name", flat=True)),
+        sorted(user.user_permissions.values_list("codename", flat=True)),
+    )
+
+
+def assert_privileges_not_editable(page: Any) -> None:
+    for field in ("is_superuser", "is_staff", "groups", "user_permissions", "groups_old", "user_permissions_old"):
+        assert page.locator(f"[name={field}]").count() == 0, field
+    # Shown, as text.
+    assert page.locator(".field-is_superuser .readonly").count() == 1
+    assert page.locator(".field-groups .readonly").count() == 1
+
+
+def test_staff_cannot_raise_privileges_in_the_admin(live_server, staff_user, member_user, page: Any, shot) -> None:
+    from django.contrib.auth import get_user_model
+
+    root = get_user_model().objects.create_superuser("e2e-root", "root@example.com", PASSWORD)
+    mine_before, theirs_before = privileges(staff_user), privileges(member_user)
+    admin_login(page, live_server, staff_user.username, PASSWORD)
+
+    # Their own page: the privileges are shown, not editable; saving the page changes nothing of them.
+    page.goto(f"{live_server.url}/admin/auth/user/{staff_user.pk}/change/")
+    assert_privileges_not_editable(page)
+    shot("own-user-page")
+    page.fill("#id_first_name", "Stella")
+    # What a person could still try from the browser's console: put the fields back into the form.
+    page.evaluate(
+        """() => {
+        const form = document.querySelector("#user_form");
+        for (const [name, value] of [["is_superuser", "on"], ["is_staff", "on"], ["groups", "1"]]) {
+            const input = document.createElement("input");
+            input.type = "hidden"; input.name = name; input.value = value;
+            form.appendChild(input);
+        }
+    }"""
+    )
+    page.click("input[name=_continue]")
+    page.wait_for_selector("ul.messagelist li.success")
+    shot("own-user-saved")
+    assert privileges(staff_user) == mine_before
+    assert staff_user.first_name == "Stella"
+
+    # Another user's page: the same.
+    page.goto(f"{live_server.url}/admin/auth/user/{member_user.pk}/change/")
+    assert_privileges_not_editable(page)
+    page.fill("#id_last_name", "Member")
+    page.click("input[name=_continue]")
+    page.wait_for_selector("ul.messagelist li.success")
+    shot("other-user-saved")
+    assert privileges(member_user) == theirs_before
+    assert member_user.last_name == "Member"
+
+    # A superuser's page is view-only: no form to save, no password to set.
+    page.goto(f"{live_server.url}/admin/auth/user/{root.pk}/change/")
+    assert page.locator("input[name=_save]").count() == 0
+    assert page.locator("#id_first_name").count() == 0
+    shot("superuser-page")
+    response = page.goto(f"{live_server.url}/admin/auth/user/{root.pk}/password/")
+    assert response.status == 403
+    assert page.csp_violations == [] and page.script_errors == []
+
+
+def test_token_admin_never_shows_a_full_key(live_server, transactional_db, member_user, page: Any, shot) -> None:
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    root = get_user_model().objects.create_superuser("e2e-root", "root@example.com", PASSWORD)
+    other = get_user_model().objects.create_user("e2e-other", password=PASSWORD)
+    existing = [Token.objects.create(user=user) for user in (root, member_user)]
+    admin_login(page, live_server, root.username, PASSWORD)
+
+    page.goto(f"{live_server.url}/admin/authtoken/tokenproxy/")
+    shot("token-list")
+    html = page.content()
+    for token in existing:
+        assert token.key not in html
+        assert f"{token.key[:4]}\u2026" in page.inner_text("#result_list")
+
+    # Creating a token for a user: it is made, and shown masked only.
+    page.goto(f"{live_server.url}/admin/authtoken/tokenproxy/add/")
+    page.select_option("#id_user", str(other.pk))
+    page.click("input[name=_save]")
+    page.wait_for_selector("ul.messagelist li.success")
+    shot("token-added")
+    created = Token.objects.get(user=other)
+    assert f"{created.key[:4]}\u2026" in page.inner_text("ul.messagelist")
+
+    tokens = [*existing, created]
+    pages = ["/admin/authtoken/tokenproxy/", f"/admin/authtoken/tokenproxy/{other.pk}/change/", "/admin/"]
+    for path in pages:
+        page.goto(f"{live_server.url}{path}")
+        html = page.content()
+        for token in tokens:
+            assert token.key not in html, (path, token.key[:4])
+    shot("token-page")
+    assert page.csp_violations == [] and page.script_errors == []
+
+
+def test_browsable_api_works_under_the_content_security_policy(live_server, member_user, page: Any, shot) -> None:
+    IssueFactory(title="Seen under CSP", reporter=member_user)
+    page.goto(f"{live_server.url}/api-auth/login/?next=/api/issues")
+    page.fill("#id_username", member_user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("#submit-id-submit, input[type=submit], button[type=submit]")
+    page.wait_for_url(re.compile(r".*/api/issues$"))
+    response = page.reload()
+    policy = response.headers["content-security-policy"]
+    for directive in ("frame-ancestors 'none'", "object-src 'none'", "base-uri 'self'", "form-action 'self'"):
+        assert directive in policy
+    assert "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+    assert "HTTP 200 OK" in page.inner_text(".response-info")
+    assert "Seen under CSP" in page.inner_text(".response-info")
+    shot("browsable-api")
+    # Its scripts run: bootstrap's dropdown opens, and its "Log out" link (an inline handler allowed by its
+    # hash, and nothing else inline) posts the logout form.
+    page.click(".navbar .dropdown-toggle")
+    page.click("text=Log out")
+    page.wait_for_url(re.compile(r".*/api/issues$"))
+    page.wait_for_selector("text=Authentication credentials were not provided")
+    shot("browsable-api-logged-out")
+    assert page.csp_violations == [], page.csp_violations
+    assert page.script_errors == []
+    assert [error for error in page.console_errors if "Content Security Policy" in error] == []
+
+
+def test_api_docs_work_under_the_content_security_policy(live_server, transactional_db, page: Any, shot) -> None:
+    response = page.goto(f"{live_server.url}/api/docs")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_load_state("networkidle")
+    violations = list(page.csp_violations)
+    page.csp_violations.clear()  # reported here, not again at teardown
+    assert violations == []
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    page.locator(".opblock-summary").first.click()  # Swagger UI's scripts expand the operation
+    page.wait_for_selector(".opblock-body")
+    shot("api-docs")
+    assert page.locator(".opblock").count() > 10
+    assert page.csp_violations == [] and page.script_errors == []
