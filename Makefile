@@ -7,8 +7,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_USER ?= admin
 DEMO_PASSWORD ?= admin-demo-password
+DEVDB := $(PY) -m devdb
 
-.PHONY: install run test lint check bench bench-full clean fuzz e2e
+.PHONY: install run test lint check bench bench-full clean fuzz e2e db-start db-stop
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,29 +20,61 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-# Serve the API at http://$(HOST):$(PORT)/api/ (SQLite unless DATABASE_URL is set), with a demo admin.
+# Serve the API at http://$(HOST):$(PORT)/api/ with a demo admin, on DATABASE_URL if set, else on the embedded
+# PostgreSQL (devdb/: data in .pgdata/, port EMBEDDED_PG_PORT, default 54329), which it starts and, unless
+# `make db-start` had started it, stops again when the server stops (Ctrl-C).
 run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
-	@echo "Demo admin: $(DEMO_USER) / $(DEMO_PASSWORD) (maintainer + staff). Its API token is on the next line:"
-	@DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py create_api_user $(DEMO_USER) --role maintainer --staff --password $(DEMO_PASSWORD) | tail -n 1
-	@echo "Try: curl -H 'Authorization: Token <token>' http://$(HOST):$(PORT)/api/issues"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py runserver $(HOST):$(PORT)
+	@set -e; export DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; \
+	if [ -z "$$DATABASE_URL" ]; then \
+		if ! $(DEVDB) status >/dev/null 2>&1; then \
+			trap '$(DEVDB) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP; \
+		fi; \
+		devdb_env=$$($(DEVDB) start); eval "$$devdb_env"; echo "$$devdb_env"; \
+	fi; \
+	echo "$(PY) manage.py migrate --noinput"; \
+	$(PY) manage.py migrate --noinput; \
+	echo "Demo admin: $(DEMO_USER) / $(DEMO_PASSWORD) (maintainer + staff). Its API token is on the next line:"; \
+	$(PY) manage.py create_api_user $(DEMO_USER) --role maintainer --staff --password $(DEMO_PASSWORD) | tail -n 1; \
+	echo "Try: curl -H 'Authorization: Token <token>' http://$(HOST):$(PORT)/api/issues"; \
+	echo "$(PY) manage.py runserver $(HOST):$(PORT)"; \
+	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# The whole suite; PostgreSQL when DATABASE_URL is set, else SQLite (PostgreSQL-only tests skip, saying why).
+# The whole suite (see pytest_on_postgres below: DATABASE_URL, else a throwaway embedded PostgreSQL).
+# pytest with the given arguments on PostgreSQL with REQUIRE_POSTGRES=1: DATABASE_URL if set, else a throwaway
+# embedded PostgreSQL (stopped and removed after the run; pytest's exit code is kept).
+define pytest_on_postgres
+@export REQUIRE_POSTGRES=1; if [ -n "$$DATABASE_URL" ]; then \
+	exec $(PY) -m pytest $(1); \
+else \
+	exec $(DEVDB) throwaway -- $(PY) -m pytest $(1); \
+fi
+endef
+
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(call pytest_on_postgres,$(PYTEST_ARGS))
+
+# Keep the embedded PostgreSQL running (data in .pgdata/, port EMBEDDED_PG_PORT, default 54329) for other
+# commands; it prints the DATABASE_URL to export. `make run` then leaves it running.
+db-start: install
+	@$(DEVDB) start
+
+db-stop:
+	@if [ -x $(PY) ]; then $(DEVDB) stop; fi
 
 # A long, randomised run of the schema fuzzer and the stateful test (`make test` runs bounded, seeded ones).
 FUZZ_EXAMPLES ?= 200
 STATEFUL_EXAMPLES ?= 200
 STATEFUL_STEPS ?= 50
+fuzz: export FUZZ_RANDOM = 1
+fuzz: export FUZZ_EXAMPLES := $(FUZZ_EXAMPLES)
+fuzz: export STATEFUL_EXAMPLES := $(STATEFUL_EXAMPLES)
+fuzz: export STATEFUL_STEPS := $(STATEFUL_STEPS)
 fuzz: install
-	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) STATEFUL_EXAMPLES=$(STATEFUL_EXAMPLES) STATEFUL_STEPS=$(STATEFUL_STEPS) \
-		$(PY) -m pytest tests/hardening/test_schema_fuzz.py tests/hardening/test_stateful.py -q $(PYTEST_ARGS)
+	$(call pytest_on_postgres,tests/hardening/test_schema_fuzz.py tests/hardening/test_stateful.py -q $(PYTEST_ARGS))
 
 # The browser tests alone (Debian's chromium at /usr/bin/chromium; screenshots in test-artifacts/e2e/).
 e2e: install
-	$(PY) -m pytest tests/e2e -q $(PYTEST_ARGS)
+	$(call pytest_on_postgres,tests/e2e -q $(PYTEST_ARGS))
 
 # Lint, Django's checks and the migrations check.
 lint: install
@@ -66,5 +99,6 @@ bench: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	$(PY) -m bench.run --mode full $(BENCH_ARGS)
 
-clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache .ruff_cache
+# Everything the commands made, except the embedded PostgreSQL's data (.pgdata/), which is stopped first.
+clean: db-stop
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -102,47 +102,45 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "issue_tracker.wsgi.application"
 
-# Database: DATABASE_URL, default an SQLite file in the project.
+# Database: PostgreSQL only. DATABASE_URL, or in development (DJANGO_DEBUG=1) the embedded PostgreSQL that
+# `make run` / `make db-start` start (devdb/, port EMBEDDED_PG_PORT).
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if not DATABASE_URL:
+    if not DEBUG:
+        raise ImproperlyConfigured("DATABASE_URL is required when DJANGO_DEBUG is off (postgres://user@host/db).")
+    DATABASE_URL = (
+        f"postgres://postgres@127.0.0.1:{os.environ.get('EMBEDDED_PG_PORT', '54329')}/"
+        f"{os.environ.get('EMBEDDED_PG_DB', 'issue_tracker')}"
+    )
 DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
-    )
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django turns psycopg's prepared statements off (prepare_threshold None) for the sake of transaction-mode
-    # poolers. Django's own queries never use them (client-side binding); only issues/prepared.py asks for them,
-    # for the few statements every request runs. DB_PREPARED_STATEMENTS=0 turns them off again (PgBouncer in
-    # transaction mode before 1.21): those statements then run unprepared, with the same results.
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
-    )
-    # Every statement and every lock wait is bounded, so one slow query or one held row lock cannot occupy
-    # the workers for long: past the limit PostgreSQL cancels the statement and the API answers a JSON 503
-    # with Retry-After (issues/exceptions.py). Milliseconds; 0 turns a limit off. The CSV import sets its own,
-    # longer budget for its transaction (IMPORT_STATEMENT_TIMEOUT_MS). Sent as startup options, so they cost
-    # no round trip (behind PgBouncer, list them in its ignore_startup_parameters or set them on the role).
-    # DB_LOCK_TIMEOUT_MS bounds the wait for a row lock. PostgreSQL's lock_timeout applies to each lock it waits
-    # for, and a writer queued behind another waiter on the same row waits twice (the tuple lock, then the holding
-    # transaction), so PostgreSQL gets half of it.
-    DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)
-    DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
-    DATABASES["default"]["OPTIONS"]["options"] = " ".join(
-        [
-            DATABASES["default"]["OPTIONS"].get("options", ""),
-            f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
-            f"-c lock_timeout={(DB_LOCK_TIMEOUT_MS + 1) // 2}",
-        ]
-    ).strip()
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Writers take the lock up front, so concurrent transactions wait instead of failing to upgrade.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["OPTIONS"] = {
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database, not {DATABASES['default']['ENGINE']}.")
+# Django turns psycopg's prepared statements off (prepare_threshold None) for the sake of transaction-mode poolers.
+# Django's own queries never use them (client-side binding); only issues/fastpath/prepared.py asks for them, for
+# the few statements every request runs. DB_PREPARED_STATEMENTS=0 turns them off again (PgBouncer in transaction
+# mode before 1.21): those statements then run unprepared, with the same results.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if env_bool("DB_PREPARED_STATEMENTS", True) else None
+)
+# Every statement and every lock wait is bounded, so one slow query or one held row lock cannot occupy the
+# workers for long: past the limit PostgreSQL cancels the statement and the API answers a JSON 503 with
+# Retry-After (issues/exceptions.py). Milliseconds; 0 turns a limit off. The CSV import sets its own, longer
+# budget for its transaction (IMPORT_STATEMENT_TIMEOUT_MS). Sent as startup options, so they cost no round trip
+# (behind PgBouncer, list them in its ignore_startup_parameters or set them on the role).
+# DB_LOCK_TIMEOUT_MS bounds the wait for a row lock. PostgreSQL's lock_timeout applies to each lock it waits for,
+# and a writer queued behind another waiter on the same row waits twice (the tuple lock, then the holding
+# transaction), so PostgreSQL gets half of it.
+DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)
+DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
+DATABASES["default"]["OPTIONS"]["options"] = " ".join(
+    [
+        DATABASES["default"]["OPTIONS"].get("options", ""),
+        f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+        f"-c lock_timeout={(DB_LOCK_TIMEOUT_MS + 1) // 2}",
+    ]
+).strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
