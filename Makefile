@@ -9,7 +9,7 @@ DEMO_USER ?= admin
 DEMO_PASSWORD ?= admin-demo-password
 DEVDB := $(PY) -m devdb
 
-.PHONY: install run test lint check bench bench-full clean fuzz e2e db-start db-stop
+.PHONY: install run demo test lint check bench bench-full clean fuzz e2e db-start db-stop
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,17 +20,22 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-# Serve the API at http://$(HOST):$(PORT)/api/ with a demo admin, on DATABASE_URL if set, else on the embedded
-# PostgreSQL (devdb/: data in .pgdata/, port EMBEDDED_PG_PORT, default 54329), which it starts and, unless
-# `make db-start` had started it, stops again when the server stops (Ctrl-C).
-run: install
-	@set -e; export DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; \
-	if [ -z "$$DATABASE_URL" ]; then \
-		if ! $(DEVDB) status >/dev/null 2>&1; then \
-			trap '$(DEVDB) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP; \
-		fi; \
-		devdb_env=$$($(DEVDB) start); eval "$$devdb_env"; echo "$$devdb_env"; \
+# Shell lines that point DATABASE_URL at the embedded PostgreSQL (devdb/: data in .pgdata/, port EMBEDDED_PG_PORT,
+# default 54329) when it is unset, starting it, and stopping it again on exit unless `make db-start` had started it.
+define use_devdb
+export DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; \
+if [ -z "$$DATABASE_URL" ]; then \
+	if ! $(DEVDB) status >/dev/null 2>&1; then \
+		trap '$(DEVDB) stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 129' HUP; \
 	fi; \
+	devdb_env=$$($(DEVDB) start); eval "$$devdb_env"; echo "$$devdb_env"; \
+fi
+endef
+
+# Serve the API at http://$(HOST):$(PORT)/api/ with a demo admin, on DATABASE_URL if set, else on the embedded
+# PostgreSQL, which it starts and, unless `make db-start` had started it, stops when the server stops (Ctrl-C).
+run: install
+	@set -e; $(use_devdb); \
 	echo "$(PY) manage.py migrate --noinput"; \
 	$(PY) manage.py migrate --noinput; \
 	echo "Demo admin: $(DEMO_USER) / $(DEMO_PASSWORD) (maintainer + staff). Its API token is on the next line:"; \
@@ -38,6 +43,12 @@ run: install
 	echo "Try: curl -H 'Authorization: Token <token>' http://$(HOST):$(PORT)/api/issues"; \
 	echo "$(PY) manage.py runserver $(HOST):$(PORT)"; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# Add demo data (1,000 issues, 20 users; e.g. DEMO_ARGS="--issues 5000 --reset") to the database `make run` serves.
+demo: install
+	@set -e; $(use_devdb); \
+	$(PY) manage.py migrate --noinput; \
+	$(PY) manage.py seed_demo $(DEMO_ARGS)
 
 # The whole suite (see pytest_on_postgres below: DATABASE_URL, else a throwaway embedded PostgreSQL).
 # pytest with the given arguments on PostgreSQL with REQUIRE_POSTGRES=1: DATABASE_URL if set, else a throwaway

@@ -4,7 +4,7 @@
     .venv/bin/python -m bench.run --mode full      # make bench-full: 10k, 100k and 1M
 
 For each size: a fresh PostgreSQL database ``bench_<size>`` is created, migrated and filled with
-``manage.py seed_demo`` (timed); a production-like server is started (gunicorn, 2 sync workers, DEBUG off,
+``python -m bench.seed`` (timed); a production-like server is started (gunicorn, 2 sync workers, DEBUG off,
 ``bench.settings`` = the product plus the floors' URLs); then wrk (from Debian's packages, installed with
 apt-get when missing) drives each endpoint with ``-t C -c C`` for ``--duration`` seconds after a 1 s warm-up.
 The endpoints with ratio targets (``PAIRED``) then run ``--rounds`` more times, each right after a run of their
@@ -93,9 +93,12 @@ def django_env(db: str) -> dict[str, str]:
 
 
 def manage(db: str, *args: str) -> str:
-    out = subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=django_env(db), check=True, capture_output=True, text=True
-    )
+    return python(db, "manage.py", *args)
+
+
+def python(db: str, *args: str) -> str:
+    """Run the project's Python on the database ``db`` (``django_env``); its standard output."""
+    out = subprocess.run([PY, *args], cwd=ROOT, env=django_env(db), check=True, capture_output=True, text=True)
     return out.stdout
 
 
@@ -286,7 +289,7 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
         recreate_db(db)
         manage(db, "migrate", "--noinput", "-v0")
         started = time.monotonic()
-        seed_out = manage(db, "seed_demo", "--issues", str(n), "--users", str(USERS[label]), "--jobs", "3")
+        seed_out = python(db, "-m", "bench.seed", "--issues", str(n), "--users", str(USERS[label]), "--jobs", "3")
         result["seed_seconds"] = round(time.monotonic() - started, 1)
         result["seed_output"] = seed_out.strip()
         log(f"{label}: {seed_out.strip()} (command wall time {result['seed_seconds']}s)")
@@ -684,7 +687,7 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
         + " |"
     )
     lines.append(
-        "| seed_demo (s) | "
+        "| bench.seed (s) | "
         + " | ".join(str(results["sizes"][s].get("seed_seconds") or "reused") for s in sizes)
         + " |"
     )

@@ -1,0 +1,375 @@
+"""The benchmarks' loader: the demo data of ``manage.py seed_demo``, set-based, for 10k to 1M issues.
+
+    DATABASE_URL=postgres://… .venv/bin/python -m bench.seed --issues N --users U [--jobs J] [--reset] [--seed S]
+
+Same data, same invariants as ``seed_demo`` (its module docstring lists them; ``tests/test_bench_seed.py``
+checks them), written with ``INSERT … SELECT`` over ``generate_series`` in one transaction by default; with
+``--jobs 3`` a big load writes the issues first and then the labels, events and comments from three
+connections at once (undone together if one fails), which is how 1,000,000 issues fit in about half a minute.
+Every per-issue choice comes from a hash of the issue id (``pg_temp.r(id, k)``), so the issues, labels,
+comments and events are derived independently yet agree with each other. Issue ids are explicit (after the
+largest existing one) and the sequence is moved past them. A big load (``BIG_LOAD``) drops the secondary
+indexes and rebuilds them at the end, and, as a superuser, skips the per-row foreign-key triggers
+(``session_replication_role = replica``; the issue tally's triggers fire always). PostgreSQL only.
+
+Settings: ``DJANGO_SETTINGS_MODULE`` (default ``issue_tracker.settings``) and its ``DATABASE_URL``.
+"""
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TextIO
+
+from django.db import connection, transaction
+from psycopg import sql
+
+BIG_LOAD = 20_000  # from this many issues on (and at least as many as exist), indexes are rebuilt at the end
+
+# Every per-issue choice is pg_temp.r(id, k), a uniform number in [0, 1) hashed from the issue id, so each
+# statement can derive what it needs from the issues table and the statements agree with each other.
+# ``{issue_t}``-style fields are table identifiers (psycopg.sql); ``%(x)s`` are query parameters.
+
+ISSUES_SQL = """
+WITH base AS (
+    SELECT g + %(offset)s AS id,
+           %(now)s::timestamptz - make_interval(secs => %(span)s)
+             + make_interval(secs => %(span)s * (g - 0.5 + 0.4 * (pg_temp.r(g + %(offset)s, 0) - 0.5))
+                                    / %(n)s) AS created_at,
+           make_interval(secs => 3600 + 56 * 86400 * pg_temp.r(g + %(offset)s, 1) ^ 2) AS d,
+           pg_temp.r(g + %(offset)s, 2) AS rs
+    FROM generate_series(1, %(n)s) AS g
+), st AS (
+    SELECT b.*,
+           CASE WHEN b.created_at + b.d * 1.2 > %(now)s
+                THEN CASE WHEN b.rs < 0.6 THEN 'open' ELSE 'in_progress' END
+                WHEN b.rs < 0.25 THEN 'open' WHEN b.rs < 0.37 THEN 'in_progress'
+                WHEN b.rs < 0.60 THEN 'resolved' ELSE 'closed' END AS status
+    FROM base b
+)
+INSERT INTO {issue_t} (id, title, description, status, priority, assignee_id, reporter_id,
+                       version, created_at, updated_at, resolved_at)
+SELECT st.id,
+       (%(titles)s::text[])[1 + floor(pg_temp.r(st.id, 7) * cardinality(%(titles)s::text[]))::int]
+         || ' (#' || st.id || ')',
+       (%(descs)s::text[])[1 + floor(pg_temp.r(st.id, 8) * cardinality(%(descs)s::text[]))::int],
+       st.status,
+       CASE WHEN pg_temp.r(st.id, 3) < 0.20 THEN 'low' WHEN pg_temp.r(st.id, 3) < 0.70 THEN 'medium'
+            WHEN pg_temp.r(st.id, 3) < 0.92 THEN 'high' ELSE 'critical' END,
+       CASE WHEN pg_temp.r(st.id, 4) < 0.12 THEN NULL
+            ELSE (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 5) ^ 3)::int] END,
+       (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 6))::int],
+       CASE st.status WHEN 'open' THEN 1 WHEN 'in_progress' THEN 2 WHEN 'resolved' THEN 3 ELSE 4 END,
+       st.created_at,
+       CASE st.status
+            WHEN 'open' THEN CASE WHEN pg_temp.ncomments(st.id) = 0 THEN st.created_at
+                 ELSE st.created_at + (%(now)s - st.created_at) * 0.5 * pg_temp.r(st.id, 9) END
+            WHEN 'in_progress' THEN st.created_at + LEAST(st.d * 0.25, (%(now)s - st.created_at) * 0.5)
+            WHEN 'resolved' THEN st.created_at + st.d
+            ELSE st.created_at + st.d * 1.1 END,
+       CASE WHEN st.status IN ('resolved', 'closed') THEN st.created_at + st.d END
+FROM st
+"""
+
+LABELS_SQL = """
+INSERT INTO {label_t} (issue_id, label_id)
+SELECT i.id, (%(lids)s::bigint[])[1 + (floor(%(nl)s * pg_temp.r(i.id, 12) ^ 2)::int + k) %% %(nl)s]
+FROM {issue_t} i
+CROSS JOIN LATERAL generate_series(0, floor(3.5 * pg_temp.r(i.id, 13))::int - 1) AS k
+WHERE i.id > %(offset)s
+"""
+
+# The ``created`` event and the status path open → in_progress → resolved → closed (version - 1 steps of it).
+EVENTS_SQL = """
+INSERT INTO {event_t} (issue_id, type, timestamp, actor_id, source, details)
+SELECT i.id, e.type, e.ts, CASE WHEN e.step = 0 THEN i.reporter_id
+                                ELSE COALESCE(i.assignee_id, i.reporter_id) END, 'api',
+       CASE WHEN e.step = 0 THEN '{{}}'::jsonb ELSE jsonb_build_object('from', e.f, 'to', e.t) END
+FROM {issue_t} i
+CROSS JOIN LATERAL (VALUES
+    (0, 'created', NULL, NULL, i.created_at),
+    (1, 'status_changed', 'open', 'in_progress',
+        CASE WHEN i.status = 'in_progress' THEN i.updated_at
+             ELSE i.created_at + (i.resolved_at - i.created_at) * 0.25 END),
+    (2, 'status_changed', 'in_progress', 'resolved', i.resolved_at),
+    (3, 'status_changed', 'resolved', 'closed', i.updated_at)
+) AS e(step, type, f, t, ts)
+WHERE i.id > %(offset)s AND e.step <= i.version - 1
+"""
+
+# Comments between created_at and updated_at (the last one at updated_at for open issues, before the last
+# status change otherwise), each with its ``commented`` event.
+COMMENTS_SQL = """
+WITH c AS (
+    INSERT INTO {comment_t} (issue_id, author_id, body, created_at)
+    SELECT i.id,
+           (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(i.id * 131 + k, 14) ^ 2)::int],
+           (%(comments)s::text[])[1 + floor(pg_temp.r(i.id * 131 + k, 15)
+                                          * cardinality(%(comments)s::text[]))::int],
+           i.created_at + (i.updated_at - i.created_at) * k::float8
+             / (pg_temp.ncomments(i.id) + CASE WHEN i.status = 'open' THEN 0 ELSE 1 END)
+    FROM {issue_t} i
+    CROSS JOIN LATERAL generate_series(1, pg_temp.ncomments(i.id)) AS k
+    WHERE i.id > %(offset)s
+    RETURNING id, issue_id, author_id, body, created_at
+)
+INSERT INTO {event_t} (issue_id, type, timestamp, actor_id, source, details)
+SELECT c.issue_id, 'commented', c.created_at, c.author_id, 'api',
+       jsonb_build_object('comment_id', c.id, 'excerpt',
+           CASE WHEN length(c.body) <= 100 THEN c.body ELSE left(c.body, 99) || '…' END)
+FROM c
+"""
+
+FUNCTIONS_SQL = """
+CREATE OR REPLACE FUNCTION pg_temp.r(id bigint, k int) RETURNS float8 LANGUAGE sql IMMUTABLE AS
+$$ SELECT (hashint8(id * 64 + k + {seed} * 1000003) & 2147483647)::float8 / 2147483648.0 $$;
+CREATE OR REPLACE FUNCTION pg_temp.ncomments(id bigint) RETURNS int LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN pg_temp.r(id, 10) < {hot_share} THEN {hot_comments}
+               ELSE floor(4 * pg_temp.r(id, 11) ^ 2)::int END $$
+"""
+
+
+def compose(template: str, *args: sql.Composable, **fields: Any) -> str:
+    """``template`` with its ``{}`` fields filled: strings as quoted identifiers, numbers as literals."""
+    values = {
+        k: v if isinstance(v, sql.Composable) else sql.Identifier(v) if isinstance(v, str) else sql.Literal(v)
+        for k, v in fields.items()
+    }
+    return sql.SQL(template).format(*args, **values).as_string()
+
+
+class _Timed:
+    """A cursor wrapper that reports each statement's duration (``--verbose``)."""
+
+    def __init__(self, cursor: Any, out: TextIO | None) -> None:
+        self.cursor, self.out = cursor, out
+
+    def execute(self, statement: str, params: Any = None) -> None:
+        started = time.monotonic()
+        self.cursor.execute(statement, params)
+        if self.out is not None:
+            first = " ".join(statement.split())[:70]
+            print(f"  {time.monotonic() - started:6.2f}s  {self.cursor.rowcount:>9}  {first}", file=self.out)
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
+class _Plan:
+    """The load: one transaction (default), or the issues first and then N connections at once."""
+
+    def __init__(
+        self, params: dict[str, Any], tables: dict[str, str], functions: str, rebuild_indexes: bool, out: TextIO | None
+    ) -> None:
+        self.params, self.tables, self.functions = params, tables, functions
+        self.offset, self.rebuild_indexes, self.out = params["offset"], rebuild_indexes, out
+
+    def cursor(self, raw: Any) -> _Timed:
+        return _Timed(raw, self.out)
+
+    def prepare(self, cursor: _Timed) -> None:
+        """Session settings and helper functions, for this transaction / connection (not timed)."""
+        raw = cursor.cursor
+        # The settings' statement and lock limits do not apply to the load (a 1M-issue statement runs long).
+        # Foreign keys are checked per statement, not at commit: CREATE INDEX refuses a table with pending checks.
+        raw.execute(
+            "SET LOCAL synchronous_commit = off; SET LOCAL maintenance_work_mem = '256MB'; "
+            "SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; "
+            "SET CONSTRAINTS ALL IMMEDIATE"
+        )
+        # Bulk-load habit: a superuser skips the per-row foreign-key triggers for this transaction (every id
+        # written here comes from rows just read or inserted).
+        raw.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if raw.fetchone()[0]:
+            raw.execute("SET LOCAL session_replication_role = replica")
+        raw.execute(self.functions)
+
+    def drop_indexes(self, cursor: _Timed) -> list[str]:
+        """Drop the secondary indexes (not those behind constraints); a big load rebuilds them once at the end."""
+        if not self.rebuild_indexes:
+            return []
+        cursor.cursor.execute(
+            """
+            SELECT i.indexname, i.indexdef FROM pg_indexes i
+            WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)
+              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = (quote_ident(i.indexname))::regclass)
+            """,
+            [list(self.tables.values())],
+        )
+        dropped = []
+        for name, definition in cursor.cursor.fetchall():
+            cursor.execute(compose("DROP INDEX {name}", name=name))
+            dropped.append(definition.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ", 1))
+        return dropped
+
+    def run(self, cursor: _Timed, template: str) -> int:
+        cursor.execute(compose(template, **self.tables), self.params)
+        return cursor.rowcount
+
+    def set_sequence(self, cursor: _Timed) -> None:
+        issue_t = self.tables["issue_t"]
+        setval = "SELECT setval(pg_get_serial_sequence(%s, 'id'), GREATEST((SELECT MAX(id) FROM {t}), 1))"
+        cursor.execute(compose(setval, t=issue_t), [compose("{t}", t=issue_t)])
+
+    def run_in_this_transaction(self) -> dict[str, int]:
+        with connection.cursor() as raw:
+            cursor = self.cursor(raw)
+            self.prepare(cursor)
+            dropped = self.drop_indexes(cursor)
+            counts = {"issues": self.run(cursor, ISSUES_SQL), "labels": self.run(cursor, LABELS_SQL)}
+            counts["events"] = self.run(cursor, EVENTS_SQL)
+            counts["comments"] = self.run(cursor, COMMENTS_SQL)
+            counts["events"] += counts["comments"]
+            for definition in dropped:
+                cursor.execute(definition)
+            cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+            self.set_sequence(cursor)
+        return counts
+
+    def in_own_connection(self, statements: list[str], templates: bool = True) -> list[int]:
+        """Run statements in one transaction of this thread's own connection, then close it."""
+        try:
+            with transaction.atomic(), connection.cursor() as raw:
+                cursor = self.cursor(raw)
+                self.prepare(cursor)
+                if templates:
+                    return [self.run(cursor, template) for template in statements]
+                for statement in statements:
+                    cursor.execute(statement)
+                return []
+        finally:
+            connection.close()
+
+    def run_in_parallel(self, jobs: int) -> dict[str, int]:
+        with transaction.atomic(), connection.cursor() as raw:
+            cursor = self.cursor(raw)
+            self.prepare(cursor)
+            dropped = self.drop_indexes(cursor)
+            counts = {"issues": self.run(cursor, ISSUES_SQL)}
+        try:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                labels, events, comments = (
+                    pool.submit(self.in_own_connection, [t]) for t in (LABELS_SQL, EVENTS_SQL, COMMENTS_SQL)
+                )
+                counts["labels"] = labels.result()[0]
+                counts["comments"] = comments.result()[0]
+                counts["events"] = events.result()[0] + counts["comments"]
+        except BaseException:
+            self.undo(dropped)
+            raise
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # CREATE INDEX builds may run side by side
+            list(pool.map(lambda definition: self.in_own_connection([definition], templates=False), dropped))
+        with connection.cursor() as raw:
+            self.set_sequence(self.cursor(raw))
+        return counts
+
+    def undo(self, dropped: list[str]) -> None:
+        """After a failed parallel load: remove what was added, put the indexes back."""
+        t = self.tables
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks when the indexes are built
+            for table in (t["event_t"], t["comment_t"], t["label_t"]):
+                cursor.execute(compose("DELETE FROM {t} WHERE issue_id > %s", t=table), [self.offset])
+            cursor.execute(compose("DELETE FROM {t} WHERE id > %s", t=t["issue_t"]), [self.offset])
+            for definition in dropped:
+                cursor.execute(definition)
+
+
+def load(
+    issues: int, users: int, *, jobs: int = 1, reset: bool = False, seed: int = 1, verbose: TextIO | None = None
+) -> dict[str, int]:
+    """Add ``issues`` issues (with labels, comments, events) for ``users`` demo users; the counts written."""
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from issues.management.commands import seed_demo as demo
+    from issues.models import Comment, Issue, IssueEvent
+
+    if issues < 0 or users < 1:
+        raise ValueError("issues must be >= 0 and users >= 1")
+    tables = {
+        "issue_t": Issue._meta.db_table,
+        "label_t": Issue.labels.through._meta.db_table,
+        "comment_t": Comment._meta.db_table,
+        "event_t": IssueEvent._meta.db_table,
+    }
+    # --jobs N > 1: after the issues, the labels, events and comments are written by N connections at once
+    # (one transaction each, undone together if one fails), and the indexes rebuilt in parallel. Not possible
+    # inside an outer transaction (other connections could not see the issues).
+    parallel = jobs > 1 and not connection.in_atomic_block and issues >= BIG_LOAD
+    with transaction.atomic():
+        if reset:
+            names = sql.SQL(", ").join(map(sql.Identifier, tables.values()))
+            with connection.cursor() as cursor:
+                cursor.execute(compose("TRUNCATE {} RESTART IDENTITY", names))
+        user_ids = demo.ensure_users(users)
+        label_ids = demo.ensure_labels()
+        offset = Issue.objects.aggregate(m=Max("id"))["m"] or 0
+        params = {
+            "n": issues,
+            "offset": offset,
+            "uids": user_ids,
+            "nu": len(user_ids),
+            "lids": label_ids,
+            "nl": len(label_ids),
+            "now": timezone.now().replace(microsecond=0),
+            "span": demo.SPAN_SECONDS,
+            "titles": demo.TITLES,
+            "descs": demo.DESCRIPTIONS,
+            "comments": demo.COMMENTS,
+        }
+        functions = compose(FUNCTIONS_SQL, seed=seed, hot_share=demo.HOT_ISSUE_SHARE, hot_comments=demo.HOT_COMMENTS)
+        rebuild_indexes = issues >= BIG_LOAD and issues >= (Issue.objects.count() if offset else 0)
+        plan = _Plan(params, tables, functions, rebuild_indexes, verbose)
+        if not parallel:
+            counts = plan.run_in_this_transaction()
+    if parallel:
+        counts = plan.run_in_parallel(jobs)
+    # Fresh statistics for the planner, and (outside a transaction) the visibility map that index-only scans
+    # such as the list's COUNT rely on.
+    command = "ANALYZE {t}" if connection.in_atomic_block else "VACUUM (ANALYZE) {t}"
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = 0")  # back to the settings' limit below
+        for table in tables.values():
+            cursor.execute(compose(command, t=table))
+        cursor.execute("RESET statement_timeout")
+    counts["users"] = len(user_ids)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--issues", type=int, required=True, help="number of issues to add")
+    parser.add_argument("--users", type=int, required=True, help="number of demo users")
+    parser.add_argument("--jobs", type=int, default=1, help="connections writing at once for big loads (default 1)")
+    parser.add_argument("--reset", action="store_true", help="delete every issue, comment and event first")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the pseudo-random choices (default 1)")
+    parser.add_argument("--verbose", action="store_true", help="print each statement's duration")
+    args = parser.parse_args(argv)
+    if args.issues < 0 or args.users < 1:
+        parser.error("--issues must be >= 0 and --users >= 1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "issue_tracker.settings")
+    import django
+
+    django.setup()
+    if connection.vendor != "postgresql":
+        sys.exit(f"bench.seed needs PostgreSQL (DATABASE_URL); this database is {connection.vendor}.")
+    started = time.monotonic()
+    counts = load(
+        args.issues,
+        args.users,
+        jobs=args.jobs,
+        reset=args.reset,
+        seed=args.seed,
+        verbose=sys.stdout if args.verbose else None,
+    )
+    print(
+        f"Seeded {counts['issues']} issues, {counts['comments']} comments, {counts['events']} events, "
+        f"{counts['labels']} issue labels, {counts['users']} users in {time.monotonic() - started:.1f}s."
+    )
+
+
+if __name__ == "__main__":
+    main()
