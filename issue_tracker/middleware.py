@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 
 from issues.exceptions import database_trouble
@@ -79,6 +79,10 @@ class ApiGuardMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_api_path(request.path_info):
+            try:
+                request.GET  # noqa: B018 - parsed here, so too many parameters is a JSON 400 before any view runs
+            except TooManyFieldsSent as exc:
+                return json_error(str(exc), "bad_request", 400)
             raw_length = request.META.get("CONTENT_LENGTH") or "0"
             try:
                 length = int(raw_length)

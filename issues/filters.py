@@ -1,18 +1,114 @@
-"""Filters of the issue list (also used by the CSV export). Invalid values are a 400 naming the parameter."""
+"""Filters of the issue list (also used by the CSV export). Invalid values are a 400 naming the parameter.
 
+Every multi-valued parameter is bounded (docs/limits.md): its repeats and comma lists are read together,
+duplicates dropped (label names ignoring case), and more distinct values than ``FILTER_MAX_VALUES`` allows
+is a 400 ``{"<parameter>": ["At most N values are allowed."]}``, before any value reaches the database.
+The reports (``reports/serializers.py``) read their parameters with the same caps.
+"""
+
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import django_filters as filters
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
-from django.db.models import Case, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
-from .models import MAX_ID, PRIORITY_RANK, Issue, Priority, Status
+from .models import MAX_ID, PRIORITY_RANK, Issue, Label, Priority, Status
 
 ORDERING_FIELDS = ("created_at", "updated_at", "priority", "id")
+
+# The most distinct values one multi-valued query parameter may carry, on the list, the export and the
+# reports: repeats and comma lists count together, after duplicates are dropped. One place for all of them.
+MAX_ID_VALUES = 100  # a list of ids, users or project keys: one `IN (...)`, cheap, but not unbounded
+FILTER_MAX_VALUES: dict[str, int] = {
+    # All of them must match: each name is one more label whose carriers the statement reads (see
+    # issues_with_all_labels); 20 is more than any real query needs.
+    "label": 20,
+    # Small enums: once duplicates are dropped no valid list is longer, so only nonsense reaches the cap.
+    "status": len(Status.choices),  # 4
+    "priority": len(Priority.choices),  # 4
+    # Reserved for the id-list parameters of the contract (`project`, ...) when they become lists.
+    "project": MAX_ID_VALUES,
+}
+TOO_MANY_VALUES = "At most {cap} values are allowed."
+
+
+def split_values(raw: Iterable[Any]) -> list[str]:
+    """The values of a repeatable parameter whose values may also be comma lists, trimmed, empty ones dropped:
+    ``?status=open,closed&status=resolved`` → ``["open", "closed", "resolved"]``."""
+    return [part.strip() for value in raw for part in str(value).split(",") if part.strip()]
+
+
+def distinct_values(values: Iterable[str], key: Callable[[str], str] | None = None) -> list[str]:
+    """``values`` without duplicates, in first-seen order; ``key`` says which values are the same
+    (``str.lower`` for label names, which match ignoring case); the first spelling is kept."""
+    seen: set[str] = set()
+    result = []
+    for value in values:
+        marker = key(value) if key is not None else value
+        if marker not in seen:
+            seen.add(marker)
+            result.append(value)
+    return result
+
+
+def too_many_values(values: Sequence[str], cap: int) -> str | None:
+    """The error message when ``values`` (already de-duplicated) are more than ``cap``, else None."""
+    return TOO_MANY_VALUES.format(cap=cap) if len(values) > cap else None
+
+
+def label_name_key(name: str) -> str:
+    """What makes two label names the same name: case (as the unique index ``lower(name)`` says)."""
+    return name.lower()
+
+
+class DistinctLowerCount(RawSQL):
+    """How many different names ``names`` are once lowered by the database (``lower()``, as the unique index of
+    label names compares them): a constant of the statement, so it adds nothing to GROUP BY."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        lowered = " UNION ".join(["SELECT LOWER(%s)"] * len(names))
+        super().__init__(f"SELECT COUNT(*) FROM ({lowered}) AS names", list(names), output_field=IntegerField())
+
+    def get_group_by_cols(self) -> list:
+        return []
+
+
+def issues_with_all_labels(issues: QuerySet, names: Iterable[str]) -> QuerySet:
+    """Issues carrying every one of the labels ``names``, matched ignoring case as the unique index of label
+    names (``lower(name)``) compares them.
+
+    One name is one ``EXISTS`` (a semi-join that PostgreSQL runs along the list's order, so the first page stops
+    early). Several names are one subquery, ``issue_id IN (SELECT issue_id FROM issue_labels WHERE label_id IN
+    (the labels of those names) GROUP BY issue_id HAVING COUNT(*) = <number of names>)``: one relation for the
+    planner whatever the number of labels, costing one pass over those labels' carriers. One ``EXISTS`` per
+    label was faster for the list's pages on 100k issues, but each is one more join to order (past 12,
+    PostgreSQL's genetic search) on estimates that multiply, and the export's cursor, planned for its first rows,
+    picked a nested loop over every issue that took 7-18 s for 5-20 common labels, where the ``GROUP BY`` took
+    0.3 s (docs/limits.md has the figures). ``COUNT(*)`` counts each name once because an issue carries a label at
+    most once and names are unique ignoring case; an unknown name matches no label, so no issue has them all."""
+    through = Issue.labels.through
+    names = distinct_values(names, key=label_name_key)
+    if not names:
+        return issues
+    labels = Label.objects.alias(lowered=Lower("name")).order_by().values("id")
+    if len(names) == 1:
+        carriers = through.objects.filter(label_id__in=labels.filter(lowered=Lower(Value(names[0]))))
+        return issues.filter(Exists(carriers.filter(issue_id=OuterRef("pk"))))
+    carriers = (
+        through.objects.filter(label_id__in=labels.filter(lowered__in=[Lower(Value(name)) for name in names]))
+        .values("issue_id")
+        .annotate(carried=Count("*"))
+        .filter(carried=DistinctLowerCount(names))
+        .values("issue_id")
+    )
+    return issues.filter(pk__in=carriers)
 
 
 class CommaSeparatedMultipleWidget(forms.SelectMultiple):
@@ -22,7 +118,42 @@ class CommaSeparatedMultipleWidget(forms.SelectMultiple):
         if name not in data:
             return None
         raw = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
-        return [part.strip() for value in raw for part in str(value).split(",") if part.strip()]
+        return split_values(raw)
+
+
+class BoundedValuesMixin:
+    """A form field of a multi-valued parameter: drops duplicates (per ``distinct_key``), then refuses more than
+    ``max_values`` values, before the values are validated one by one (so the work is bounded too)."""
+
+    distinct_key: Callable[[str], str] | None = None
+
+    def __init__(self, *args: Any, max_values: int, **kwargs: Any) -> None:
+        self.max_values = max_values
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            value = distinct_values(value, key=self.distinct_key)
+            message = too_many_values(value, self.max_values)
+            if message is not None:
+                raise forms.ValidationError(message, code="max_values")
+        return super().clean(value)  # type: ignore[misc]
+
+
+class BoundedMultipleChoiceField(BoundedValuesMixin, filters.MultipleChoiceFilter.field_class):
+    pass
+
+
+class BoundedMultipleChoiceFilter(filters.MultipleChoiceFilter):
+    """Any of the given choices (repeatable or comma list), at most ``FILTER_MAX_VALUES[name]`` distinct ones."""
+
+    field_class = BoundedMultipleChoiceField
+
+    def __init__(self, *args: Any, max_values: int, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        # distinct=False: a column filter cannot duplicate rows, and DISTINCT would sort the whole match.
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, max_values=max_values, **kwargs)
 
 
 class IdOrNoneField(forms.CharField):
@@ -73,8 +204,10 @@ class IntegerFilter(filters.Filter):
     field_class = forms.IntegerField
 
 
-class LabelNamesField(forms.Field):
-    """A list of label names (from CommaSeparatedMultipleWidget)."""
+class LabelNamesField(BoundedValuesMixin, forms.Field):
+    """A list of label names (from CommaSeparatedMultipleWidget), without duplicates ignoring case."""
+
+    distinct_key = staticmethod(label_name_key)
 
     def to_python(self, value: Any) -> list[str]:
         values = value or []
@@ -86,7 +219,9 @@ class LabelNamesField(forms.Field):
         return list(values)
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "maxLength": 50}})
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": FILTER_MAX_VALUES["label"]}
+)
 class AllLabelsFilter(filters.Filter):
     """``?label=a&label=b``: issues carrying every one of the labels (names ignore case)."""
 
@@ -94,13 +229,11 @@ class AllLabelsFilter(filters.Filter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        kwargs.setdefault("max_values", FILTER_MAX_VALUES["label"])
         super().__init__(*args, **kwargs)
 
     def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
-        through = Issue.labels.through
-        for name in value or []:
-            qs = qs.filter(Exists(through.objects.filter(issue_id=OuterRef("pk"), label__name__iexact=name)))
-        return qs
+        return issues_with_all_labels(qs, value or [])
 
 
 class IssueOrderingFilter(filters.OrderingFilter):
@@ -109,6 +242,9 @@ class IssueOrderingFilter(filters.OrderingFilter):
     def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
         if not value:
             return qs
+        # A field named again (``id,-id,id``) changes nothing: the first mention wins, so at most one term per
+        # field reaches ORDER BY, however long the comma list (repeats of ``ordering`` are not read: the last wins).
+        value = distinct_values(value, key=lambda item: item.lstrip("-"))
         order = []
         for item in value:
             descending = item.startswith("-")
@@ -130,11 +266,8 @@ _FORM_CLASSES: dict[type, type[forms.Form]] = {}
 
 
 class IssueFilterSet(filters.FilterSet):
-    # distinct=False: a column filter cannot duplicate rows, and DISTINCT would sort the whole match.
-    status = filters.MultipleChoiceFilter(choices=Status.choices, widget=CommaSeparatedMultipleWidget, distinct=False)
-    priority = filters.MultipleChoiceFilter(
-        choices=Priority.choices, widget=CommaSeparatedMultipleWidget, distinct=False
-    )
+    status = BoundedMultipleChoiceFilter(choices=Status.choices, max_values=FILTER_MAX_VALUES["status"])
+    priority = BoundedMultipleChoiceFilter(choices=Priority.choices, max_values=FILTER_MAX_VALUES["priority"])
     assignee = IdOrNoneFilter(field_name="assignee_id")
     reporter = IntegerFilter(field_name="reporter_id", min_value=1, max_value=MAX_ID)
     label = AllLabelsFilter()

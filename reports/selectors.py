@@ -20,7 +20,6 @@ from django.db.models import (
     Case,
     Count,
     DurationField,
-    Exists,
     ExpressionWrapper,
     F,
     FloatField,
@@ -33,8 +32,9 @@ from django.db.models import (
     When,
     Window,
 )
-from django.db.models.functions import Cast, Lower, RowNumber, Trunc
+from django.db.models.functions import Cast, RowNumber, Trunc
 
+from issues.filters import issues_with_all_labels
 from issues.models import DONE_STATUSES, Issue
 
 INTERVALS = ("day", "week", "month")
@@ -96,13 +96,9 @@ class GroupValue(Subquery):
 
 
 def _with_labels(issues: QuerySet[Issue], labels: Iterable[str]) -> QuerySet[Issue]:
-    """Issues carrying every one of ``labels`` (names ignore case), one semi-join per label."""
-    through = Issue.labels.through
-    for name in labels:
-        # Lower(name), as in the case-insensitive unique index of labels, so the label is found through it.
-        carriers = through.objects.alias(label_name=Lower("label__name")).filter(label_name=name.lower())
-        issues = issues.filter(Exists(carriers.filter(issue_id=OuterRef("pk"))))
-    return issues
+    """Issues carrying every one of ``labels`` (names ignore case), exactly as the issue list's ``label`` filter
+    (``issues.filters.issues_with_all_labels``: one semi-join for one name, one grouped subquery for several)."""
+    return issues_with_all_labels(issues, labels)
 
 
 def _in_window(issues: QuerySet[Issue], field: str, since: datetime | None, until: datetime | None) -> QuerySet[Issue]:

@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from issues.filters import FILTER_MAX_VALUES, distinct_values, label_name_key, split_values, too_many_values
 from issues.models import MAX_ID, Priority, Status
 
 from . import selectors
@@ -70,18 +71,31 @@ class WindowBoundField(serializers.Field):
 
 
 class RepeatableField(serializers.ListField):
-    """A parameter that may repeat and whose values may be comma lists: ``?status=open,closed&status=resolved``."""
+    """A parameter that may repeat and whose values may be comma lists: ``?status=open,closed&status=resolved``.
 
-    def __init__(self, **kwargs: Any) -> None:
+    Bounded as the issue list's filters are (``issues.filters.FILTER_MAX_VALUES``): duplicates are dropped
+    (per ``distinct_key``), then more than ``max_values`` values is a 400 naming the parameter, before the
+    values are validated one by one."""
+
+    def __init__(self, *, max_values: int, distinct_key: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
-        kwargs.setdefault("max_length", 50)
+        kwargs["max_length"] = max_values  # the schema's maxItems; the check below answers first
+        self.distinct_key = distinct_key
         super().__init__(**kwargs)
 
     def get_value(self, dictionary: Any) -> Any:
         if self.field_name not in dictionary:
             return serializers.empty
         raw = dictionary.getlist(self.field_name) if hasattr(dictionary, "getlist") else [dictionary[self.field_name]]
-        return [part.strip() for value in raw for part in str(value).split(",") if part.strip()]
+        return split_values(raw)
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if isinstance(data, list):
+            data = distinct_values(data, key=self.distinct_key)
+            message = too_many_values(data, self.max_length)
+            if message is not None:
+                raise serializers.ValidationError(message, code="max_values")
+        return super().to_internal_value(data)
 
 
 class LabelNameParamField(serializers.CharField):
@@ -141,11 +155,17 @@ class TopAssigneesParamsSerializer(ReportParamsSerializer):
     )
     status = RepeatableField(
         child=serializers.ChoiceField(choices=Status.choices),
+        max_values=FILTER_MAX_VALUES["status"],
         help_text="Count only issues in these statuses (repeatable or comma list).",
     )
     label = RepeatableField(
         child=LabelNameParamField(),
-        help_text="Count only issues carrying every one of these labels (repeatable; names ignore case).",
+        max_values=FILTER_MAX_VALUES["label"],
+        distinct_key=label_name_key,
+        help_text=(
+            "Count only issues carrying every one of these labels (repeatable or comma list; names ignore case; "
+            f"at most {FILTER_MAX_VALUES['label']} distinct names)."
+        ),
     )
     since = WindowBoundField(help_text="Issues created at or after this date/datetime (UTC unless an offset).")
     until = WindowBoundField(end=True, help_text="Issues created before this datetime, or up to the end of this date.")
@@ -157,10 +177,16 @@ class LatencyParamsSerializer(ReportParamsSerializer):
     assignee = AssigneeParamField(required=False, help_text="Only issues assigned to this user id, or `none`.")
     label = RepeatableField(
         child=LabelNameParamField(),
-        help_text="Only issues carrying every one of these labels (repeatable; names ignore case).",
+        max_values=FILTER_MAX_VALUES["label"],
+        distinct_key=label_name_key,
+        help_text=(
+            "Only issues carrying every one of these labels (repeatable or comma list; names ignore case; "
+            f"at most {FILTER_MAX_VALUES['label']} distinct names)."
+        ),
     )
     priority = RepeatableField(
         child=serializers.ChoiceField(choices=Priority.choices),
+        max_values=FILTER_MAX_VALUES["priority"],
         help_text="Only issues of these priorities (repeatable or comma list).",
     )
 

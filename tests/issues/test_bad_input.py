@@ -67,6 +67,22 @@ def test_nul_byte_in_query_parameter(member_client, param):
         assert_json_4xx(response)
 
 
+@pytest.mark.parametrize("path", ["/api/issues", "/api/issues/export"])
+@pytest.mark.parametrize(
+    ("param", "values", "cap"),
+    [
+        ("label", [f"l{n}" for n in range(21)], 20),
+        ("label", [",".join(f"l{n}" for n in range(1000))], 20),
+        ("status", ["open,closed", "resolved", "in_progress", "done"], 4),
+        ("priority", [f"p{n}" for n in range(1000)], 4),
+    ],
+)
+def test_too_many_filter_values_is_400_naming_the_parameter(viewer_client, path, param, values, cap):
+    response = viewer_client.get(path, {param: values})
+    body = assert_json_4xx(response, 400)
+    assert body == {param: [f"At most {cap} values are allowed."]}
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -55,6 +55,9 @@ def test_selector_gives_exact_figures(scenario):
         ({"priority": "high"}, [3600, 14400]),  # A, C
         ({"priority": "low,high"}, [3600, 14400, 3600, 1800]),  # A, C, E, H
         ({"label": "BUG"}, [3600, 14400]),  # A, C (label names ignore case)
+        ({"label": ["bug", "BUG", "Bug"] * 300}, [3600, 14400]),  # one name, de-duplicated ignoring case
+        ({"label": "bug,missing"}, []),  # every label must match
+        ({"priority": ["high"] * 1000}, [3600, 14400]),  # de-duplicated: one value, under the cap
         ({"since": "2026-03-10"}, [1209600]),  # D, resolved again on Mar 17
         ({"until": "2026-03-02"}, [3600, 7200]),  # resolved on Mar 2 (a date `until` includes the day)
         ({"since": "2026-03-03T04:00:00Z", "until": "2026-03-04T00:30:00Z"}, [14400]),  # C; H at 00:30 is out

@@ -48,6 +48,11 @@ def test_writes_are_405(member_client, report):
         ("top-assignees", {"status": "open,\x00"}, "status"),
         ("top-assignees", {"label": "x" * 51}, "label"),
         ("top-assignees", {"label": "bug\x00"}, "label"),
+        ("top-assignees", {"label": [f"l{n}" for n in range(21)]}, "label"),  # more than 20 distinct names
+        ("top-assignees", {"label": ",".join(f"l{n}" for n in range(1000))}, "label"),
+        ("top-assignees", {"status": "open,closed,resolved,in_progress,done"}, "status"),
+        ("latency", {"label": [f"l{n}" for n in range(1000)]}, "label"),
+        ("latency", {"priority": [f"p{n}" for n in range(1000)]}, "priority"),
         ("top-assignees", {"since": "yesterday"}, "since"),
         ("top-assignees", {"since": "2026-02-30"}, "since"),
         ("top-assignees", {"since": "2026-03-01T25:00:00Z"}, "since"),
@@ -79,6 +84,27 @@ def test_invalid_parameters_are_400_naming_the_parameter(viewer_client, report, 
     assert response.status_code == 400, response.content
     body = response.json()
     assert list(body) == [name], body
+
+
+@pytest.mark.parametrize(
+    ("report", "params", "name", "cap"),
+    [
+        ("top-assignees", {"label": [f"l{n}" for n in range(1000)]}, "label", 20),
+        ("top-assignees", {"status": [f"s{n}" for n in range(1000)]}, "status", 4),
+        ("latency", {"label": ",".join(f"l{n}" for n in range(21))}, "label", 20),
+        ("latency", {"priority": "a,b,c,d,e"}, "priority", 4),
+    ],
+)
+def test_too_many_values_is_a_400_saying_the_cap(viewer_client, report, params, name, cap):
+    response = viewer_client.get(f"/api/reports/{report}", params)
+    assert response.status_code == 400
+    assert response.json() == {name: [f"At most {cap} values are allowed."]}
+
+
+def test_twenty_distinct_labels_are_accepted(viewer_client):
+    names = [f"l{n}" for n in range(20)]
+    assert viewer_client.get("/api/reports/top-assignees", {"label": names}).status_code == 200
+    assert viewer_client.get("/api/reports/latency", {"label": names + [n.upper() for n in names]}).status_code == 200
 
 
 def test_empty_values_count_as_absent_and_unknown_parameters_are_ignored(viewer_client):

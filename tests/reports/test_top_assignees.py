@@ -39,6 +39,8 @@ def test_unassigned_issues_never_appear(scenario, viewer_client):
         ({"status": "resolved,closed"}, [("alice", 2), ("carol", 2), ("bob", 1)]),
         ({"label": "bug"}, [("alice", 1), ("bob", 1)]),  # A, C ("Bug" is the same label)
         ({"label": ["bug", "missing"]}, []),  # every label must match
+        ({"label": ["bug", "BUG", "Bug"] * 300}, [("alice", 1), ("bob", 1)]),  # de-duplicated ignoring case
+        ({"status": ["open"] * 1000}, [("bob", 2)]),  # de-duplicated: one value, under the cap
         ({"since": "2026-03-03"}, [("bob", 3), ("carol", 2)]),  # created from Mar 3: C, F, I / D, E
         ({"until": "2026-03-02"}, [("alice", 2)]),  # created on Mar 2: A, B
         ({"since": "2026-03-03T00:00:00Z", "until": "2026-03-04T00:00:00Z"}, [("bob", 2), ("carol", 1)]),
