@@ -6,33 +6,26 @@ from an open state. It is kept while the issue stays done (so editing a closed i
 cleared on reopening, so a reopened issue leaves the resolved figures until it is resolved again.
 """
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import NotSupportedError, connections
 from django.db.models import (
     Aggregate,
     Avg,
-    Case,
     Count,
     DurationField,
     ExpressionWrapper,
     F,
     FloatField,
     Func,
-    IntegerField,
-    Max,
     OuterRef,
     QuerySet,
     Subquery,
-    When,
-    Window,
 )
-from django.db.models.functions import Cast, RowNumber, Trunc
+from django.db.models.functions import Trunc
 
 from issues.filters import issues_with_all_labels
 from issues.models import DONE_STATUSES, Issue
@@ -42,25 +35,15 @@ MEDIAN, P90 = 0.5, 0.9
 
 
 class ResolutionSeconds(Func):
-    """``resolved_at − created_at`` in seconds, as a double, exact to the microsecond on both databases.
-
-    Built on Django's own datetime subtraction: an ``interval`` on PostgreSQL (read with ``EXTRACT(EPOCH …)``),
-    integer microseconds on SQLite.
-    """
+    """``resolved_at − created_at`` in seconds, as a double, exact to the microsecond: Django's own datetime
+    subtraction gives an ``interval``, read with ``EXTRACT(EPOCH …)``."""
 
     output_field = FloatField()
 
     def __init__(self, end: str = "resolved_at", start: str = "created_at") -> None:
         super().__init__(ExpressionWrapper(F(end) - F(start), output_field=DurationField()))
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        raise NotSupportedError("ResolutionSeconds supports PostgreSQL and SQLite.")
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return super().as_sql(compiler, connection, template="EXTRACT(EPOCH FROM %(expressions)s)::double precision")
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return super().as_sql(compiler, connection, template="(%(expressions)s / 1000000.0)")
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
 
 
 class PercentileCont(Aggregate):
@@ -79,9 +62,6 @@ class PercentileCont(Aggregate):
         super().__init__(expression, **extra)
 
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        raise NotSupportedError("percentile_cont is a PostgreSQL aggregate; see report_latency for SQLite.")
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         # The fraction is the first placeholder of the statement, before the expression's and the filter's.
         sql, params = super().as_sql(compiler, connection, fraction="%s", **extra)
         return sql, (self.fraction, *params)
@@ -173,72 +153,20 @@ def resolved_issues(
     return _with_labels(issues, labels).order_by()
 
 
-def _percentile_position(fraction: float, count: int) -> tuple[int, float]:
-    """The 0-based row below ``fraction`` of ``count`` sorted rows and the weight of the row above it,
-    in the same double arithmetic as PostgreSQL's ``percentile_cont``."""
-    position = fraction * (count - 1)
-    lower = math.floor(position)
-    return lower, position - lower
-
-
-def _lerp(low: float, high: float | None, weight: float) -> float:
-    """PostgreSQL's interpolation between two neighbouring rows: ``low + (high − low) × weight``."""
-    if high is None or weight == 0:
-        return low
-    return low + (high - low) * weight
-
-
 def report_latency(**filters: Any) -> LatencyReport:
-    """Count, mean, median and 90th percentile of resolution times (filters as ``resolved_issues``). One query.
-
-    PostgreSQL computes the percentiles with ``percentile_cont``. SQLite has no percentile aggregate, so the
-    same number comes from a window query: each row gets its rank (``ROW_NUMBER``) and the row count
-    (``COUNT(*) OVER ()``), the outer aggregate picks the two rows around each percentile, and the final
-    interpolation between those two values is PostgreSQL's formula, so both databases give identical results.
-    """
-    issues = resolved_issues(**filters).annotate(seconds=ResolutionSeconds())
-    vendor = connections[issues.db].vendor
-    if vendor == "postgresql":
-        row = issues.aggregate(
+    """Count, mean, median and 90th percentile of resolution times (filters as ``resolved_issues``). One query;
+    the percentiles are PostgreSQL's ``percentile_cont``."""
+    row = (
+        resolved_issues(**filters)
+        .annotate(seconds=ResolutionSeconds())
+        .aggregate(
             count=Count("*"),
             mean=Avg("seconds"),
             median=PercentileCont("seconds", MEDIAN),
             p90=PercentileCont("seconds", P90),
         )
-        return LatencyReport(row["count"], row["mean"], row["median"], row["p90"])
-    if vendor != "sqlite":
-        raise NotSupportedError(f"report_latency supports PostgreSQL and SQLite, not {vendor}.")
-    return _latency_by_window(issues)
-
-
-def _latency_by_window(issues: QuerySet[Issue]) -> LatencyReport:
-    ranked = issues.annotate(
-        rank=Window(RowNumber(), order_by=[F("seconds").asc(), F("pk").asc()]),  # 1-based
-        total=Window(Count("*")),
     )
-
-    def row_at(fraction: float, offset: int) -> Max:
-        """The value of the row ``floor(fraction × (total − 1)) + offset`` (0-based) of the sorted rows."""
-        lower = Cast(fraction * (F("total") - 1), IntegerField())  # CAST truncates: floor, as positions are >= 0
-        return Max(Case(When(rank=lower + offset + 1, then=F("seconds")), output_field=FloatField()))
-
-    row = ranked.aggregate(
-        count=Count("*"),
-        mean=Avg("seconds"),
-        median_low=row_at(MEDIAN, 0),
-        median_high=row_at(MEDIAN, 1),
-        p90_low=row_at(P90, 0),
-        p90_high=row_at(P90, 1),
-    )
-    count = row["count"]
-    if not count:
-        return LatencyReport(0, None, None, None)
-    median = _lerp(row["median_low"], row["median_high"], _percentile_position(MEDIAN, count)[1])
-    p90 = _lerp(row["p90_low"], row["p90_high"], _percentile_position(P90, count)[1])
-    return LatencyReport(count, row["mean"], median, p90)
-
-
-# --- throughput --------------------------------------------------------------------------------------------
+    return LatencyReport(row["count"], row["mean"], row["median"], row["p90"])
 
 
 def period_start(moment: datetime, interval: str) -> datetime:
