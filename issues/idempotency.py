@@ -12,7 +12,6 @@ See docs/idempotency.md.
 import functools
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.db import connection, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParserError
 from django.http.request import RawPostDataException
@@ -32,6 +31,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
+from .fastpath.session import try_advisory_xact_lock
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -278,21 +278,8 @@ def _replay_or_refuse(record: IdempotencyRecord, method: str, path: str, digest:
 
 def _lock(user_id: int, key: str) -> bool:
     """Take the transaction-scoped lock of (user, key), waiting at most LOCK_WAIT_SECONDS for the request that
-    holds it. SQLite needs none: its transactions begin IMMEDIATE, one writer at a time."""
-    if connection.vendor != "postgresql":
-        return True
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    pause = 0.005
-    with connection.cursor() as cursor:
-        while True:
-            # try-lock and sleep rather than a blocking lock: the wait is bounded without touching lock_timeout
-            cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, lock_id(user_id, key)])
-            if cursor.fetchone()[0]:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
+    holds it."""
+    return try_advisory_xact_lock(LOCK_NAMESPACE, lock_id(user_id, key), wait_seconds=LOCK_WAIT_SECONDS)
 
 
 def _store(*, user_id: int, key: str, method: str, path: str, fingerprint: str, response: HttpResponseBase) -> None:

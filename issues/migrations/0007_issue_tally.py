@@ -6,7 +6,7 @@ TALLY_SLOTS = 16
 
 # Statement-level triggers with transition tables: one tally update per INSERT/DELETE statement (a COPY of
 # 5,000 rows included), in the transaction of that statement. ENABLE ALWAYS: they fire also under
-# session_replication_role = replica, which seed_demo uses to skip the foreign-key triggers.
+# session_replication_role = replica, which the bench loader (bench/seed.py) uses to skip foreign-key triggers.
 FORWARD = f"""
 CREATE FUNCTION issues_tally_add() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -51,18 +51,6 @@ DROP FUNCTION IF EXISTS issues_tally_clear();
 """
 
 
-def create_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(FORWARD)  # no parameters: the % above is SQL's modulo
-
-
-def drop_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(BACKWARD)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -77,5 +65,5 @@ class Migration(migrations.Migration):
                 ('issues', models.BigIntegerField(default=0)),
             ],
         ),
-        migrations.RunPython(create_triggers, drop_triggers),
+        migrations.RunSQL(FORWARD, BACKWARD),  # no parameters: the % in FORWARD is SQL's modulo
     ]
