@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
@@ -36,6 +36,9 @@ class IssueAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["seen_version"].initial = self.instance.version
+        # Only active users can be assigned (an issue keeps a since-deactivated assignee until changed).
+        active = Q(is_active=True) | Q(pk=self.instance.assignee_id) if self.instance.assignee_id else Q(is_active=True)
+        self.fields["assignee"].queryset = get_user_model().objects.filter(active)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -134,11 +137,19 @@ class LabelAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
     def delete_model(self, request: HttpRequest, obj: Label) -> None:
-        services.label_delete(label=obj, actor=request.user, source=Source.ADMIN)
+        self._delete(request, [obj])
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Label]) -> None:
-        for label in queryset:
-            services.label_delete(label=label, actor=request.user, source=Source.ADMIN)
+        self._delete(request, list(queryset))
+
+    def _delete(self, request: HttpRequest, labels: list[Label]) -> None:
+        for label in labels:
+            try:
+                services.label_delete(label=label, actor=request.user, source=Source.ADMIN)
+            except services.LabelBusy:
+                messages.error(request, f"Label {label.name!r} is in use by a running change; try again shortly.")
+            except Label.DoesNotExist:
+                messages.warning(request, f"Label {label.name!r} was already deleted.")
 
 
 @admin.register(IssueEvent)

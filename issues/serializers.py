@@ -114,6 +114,12 @@ class IssueCreateInputSerializer(StrictInputSerializer):
         }
         return {name: value for name, value in state.items() if name in self.fields}
 
+    def validate_assignee(self, user: Any) -> Any:
+        """A deactivated user cannot be made an assignee (as GitHub does with suspended users)."""
+        if user is not None and not user.is_active:
+            raise serializers.ValidationError(f"User {user.pk} is deactivated and cannot be assigned.")
+        return user
+
 
 class IssueUpdateInputSerializer(IssueCreateInputSerializer):
     """PATCH body: any of the create fields, plus ``version`` (required unless ``If-Match`` is sent)."""
@@ -122,6 +128,23 @@ class IssueUpdateInputSerializer(IssueCreateInputSerializer):
 
     title = TextField(max_length=255, required=False)
     version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION, required=False)
+
+    def validate_assignee(self, user: Any) -> Any:
+        """Also refuses a deactivated user, except the issue's current assignee sent back unchanged (a client
+        that PATCHes the whole state it read, the browsable API's form): keeping an assignee is no assignment.
+        Should the assignee change meanwhile, so does the version, and the PATCH is a conflict anyway."""
+        if user is not None and not user.is_active and user.pk == self._current_assignee_id():
+            return user
+        return super().validate_assignee(user)
+
+    def _current_assignee_id(self) -> int | None:
+        """The assignee of the issue named in the request's path (the view's ``pk``), None when there is none."""
+        request = self.context.get("request")
+        parser_context = getattr(request, "parser_context", None) or {}
+        raw = str(parser_context.get("kwargs", {}).get("pk", ""))
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID):
+            return None
+        return Issue.objects.filter(pk=int(raw)).values_list("assignee_id", flat=True).first()
 
 
 @extend_schema_field(

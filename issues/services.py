@@ -13,10 +13,13 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
+from rest_framework.exceptions import APIException
 
 from . import csv_io, events
-from .aggregates import LabelNamesJoined
 from .exceptions import VersionConflict, database_trouble
+from .fastpath.prepared import PreparedGet
+from .fastpath.session import long_transaction_budget
+from .fastpath.subqueries import LabelNamesJoined
 from .models import (
     DONE_STATUSES,
     LABEL_SEPARATOR,
@@ -30,7 +33,6 @@ from .models import (
     Source,
     Status,
 )
-from .prepared import PreparedGet
 
 UPDATABLE_FIELDS = ("title", "description", "status", "priority", "assignee")
 
@@ -41,21 +43,59 @@ def _actor_id(actor: User) -> int | None:
     return actor.pk if actor is not None and actor.is_authenticated else None
 
 
+# Label deletion against label use (PostgreSQL; a no-op elsewhere, where writers are serialised anyway). Every
+# write that links labels to issues (issue create with labels, PATCH with labels, PUT labels, the CSV import, the
+# admin's saves through the same services) takes this transaction-level advisory lock SHARED, before it locks any
+# issue row; label_delete takes it EXCLUSIVE before it locks anything. So label users never wait on one another,
+# and a deletion starts only when no write that links labels is in flight and none starts until it commits: no
+# link to a label being deleted (no foreign-key violation), no link removed without its event, and a label that
+# labels_ensure found stays there until the transaction ends.
+LABEL_USE_LOCK = 0x1AB_E15E
+# How long a deletion waits, for the lock and for the rows it locks, before it gives up (LabelBusy, a 503): an
+# import holds the lock shared to its end, and label users that arrive meanwhile queue behind the deletion.
+LABEL_DELETE_WAIT_MS = 2_000
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of a lock wait that passed lock_timeout
+LABELS_ENSURE_ATTEMPTS = 3
+
+
+class LabelsChanged(APIException):
+    """A label named in the request kept vanishing while it was being found (renamed away each time): a 409."""
+
+    status_code = 409
+    default_detail = "The labels changed while this request used them; nothing was written. Try again."
+    default_code = "concurrent_change"
+
+
+def hold_label_use_lock() -> None:
+    """Take LABEL_USE_LOCK shared until the transaction ends. Call it before locking any issue row."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LABEL_USE_LOCK])
+
+
 def labels_ensure(names: Iterable[str]) -> list[Label]:
-    """The labels named ``names`` (matched ignoring case), creating the missing ones.
+    """The labels named ``names`` (matched ignoring case), creating the missing ones. Callers that link the
+    labels to issues hold LABEL_USE_LOCK (``hold_label_use_lock``), so none of them is deleted meanwhile.
 
     Race-safe: concurrent callers creating ``Bug`` and ``bug`` end with one label, because the insert
-    skips rows that hit the case-insensitive unique index, and names are inserted in a fixed order.
+    skips rows that hit the case-insensitive unique index, and names are inserted in a fixed order. A name
+    whose label was renamed between the insert and the read (the rename takes no lock) is inserted again.
     """
     wanted: dict[str, str] = {}
     for name in names:
         wanted.setdefault(name.lower(), name)
     if not wanted:
         return []
-    ordered = sorted(wanted.items())
-    Label.objects.bulk_create([Label(name=name) for _, name in ordered], ignore_conflicts=True)
-    found = {label.lname: label for label in Label.objects.annotate(lname=Lower("name")).filter(lname__in=list(wanted))}
-    return [found[key] for key, _ in ordered]
+    found: dict[str, Label] = {}
+    for _attempt in range(LABELS_ENSURE_ATTEMPTS):
+        missing = sorted((key, name) for key, name in wanted.items() if key not in found)
+        Label.objects.bulk_create([Label(name=name) for _, name in missing], ignore_conflicts=True)
+        lnames = [key for key, _ in missing]
+        labels = Label.objects.annotate(lname=Lower("name")).filter(lname__in=lnames)
+        found.update((label.lname, label) for label in labels)
+        if len(found) == len(wanted):
+            return [found[key] for key in sorted(wanted)]
+    raise LabelsChanged()
 
 
 def _remember_labels(issue: Issue, labels: list[Label]) -> None:
@@ -80,6 +120,9 @@ def issue_create(
     source: str = Source.API,
 ) -> Issue:
     """Create an issue, its labels (missing ones created) and its ``created`` event."""
+    labels = list(labels)
+    if labels:
+        hold_label_use_lock()
     now = timezone.now()
     issue = Issue.objects.create(
         title=title,
@@ -116,7 +159,10 @@ def issue_update(
     Returns ``(issue, changed)``. A change that changes nothing leaves the version alone.
     Raises ``Issue.DoesNotExist``, or ``VersionConflict`` when ``expected_version`` (if given) is not
     the current version: the row is locked, compared, and written with a compare-and-set on the version.
+    A change of ``labels`` holds LABEL_USE_LOCK (shared), taken before the row lock.
     """
+    if "labels" in changes:
+        hold_label_use_lock()
     if expected_version is None:
         issue = Issue.objects.select_for_update().get(pk=issue_id)
         # Read after the lock is held, in a statement of its own: it sees every change committed before.
@@ -224,23 +270,64 @@ def label_create(*, name: str, color: str | None = None) -> Label:
 
 
 def label_update(*, label: Label, name: str | None = None, color: str | None = None) -> Label:
-    """Rename or recolour a label; issues keep it (no timeline event). Raises ``LabelNameTaken``."""
+    """Rename or recolour a label; issues keep it (no timeline event). Raises ``LabelNameTaken``, or
+    ``Label.DoesNotExist`` when the label was deleted meanwhile."""
     if name is not None:
         label.name = name
     if color is not None:
         label.color = color
     try:
         with transaction.atomic():
-            label.save(update_fields=["name", "color"])
+            updated = Label.objects.filter(pk=label.pk).update(name=label.name, color=label.color)
     except IntegrityError as exc:
         raise LabelNameTaken(name) from exc
+    if not updated:
+        raise Label.DoesNotExist(f"Label {label.pk} does not exist")
     return label
 
 
-@transaction.atomic
+class LabelBusy(Exception):
+    """A deletion could not take its locks within LABEL_DELETE_WAIT_MS (an import using labels, say)."""
+
+
+# Waits at most LABEL_DELETE_WAIT_MS (or the connection's lock_timeout when shorter) for every lock from here to
+# the end of the transaction, then takes LABEL_USE_LOCK exclusive. The CTE is read before the lock is asked for,
+# so the shorter timeout is in force for that wait.
+_LABEL_USE_LOCK_EXCLUSIVE = (
+    "WITH bounded AS MATERIALIZED (SELECT set_config('lock_timeout', "
+    "CASE WHEN setting::bigint BETWEEN 1 AND %s THEN setting ELSE %s END, true) FROM pg_settings "
+    "WHERE name = 'lock_timeout') SELECT pg_advisory_xact_lock(%s) FROM bounded"
+)
+
+
 def label_delete(*, label: Label, actor: User, source: str = Source.API) -> int:
     """Delete a label. Each issue that carried it gets a ``labels_changed`` event and a new version,
-    in a constant number of queries. Returns the number of issues changed."""
+    in a constant number of queries. Returns the number of issues changed.
+
+    Takes LABEL_USE_LOCK exclusive first, so no write that links labels is in flight: the issues read next
+    are all those that carry the label, each link removed gets its event, and nobody links the label until
+    it is gone (then they create it anew). Raises ``Label.DoesNotExist`` when the label is gone already,
+    ``LabelBusy`` when a lock is not free within LABEL_DELETE_WAIT_MS; nothing is written then.
+    """
+    try:
+        with transaction.atomic():
+            return _label_delete_locked(label.pk, actor_id=_actor_id(actor), source=source)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise LabelBusy(
+                "The label is in use by a change still in progress (an import, say); it was not deleted. "
+                "Try again in a moment."
+            ) from exc
+        raise
+
+
+def _label_delete_locked(label_id: int, *, actor_id: int | None, source: str) -> int:
+    if connection.vendor == "postgresql":
+        wait = LABEL_DELETE_WAIT_MS
+        with connection.cursor() as cursor:
+            cursor.execute(_LABEL_USE_LOCK_EXCLUSIVE, [wait, str(wait), LABEL_USE_LOCK])
+    # Read again under the lock: the name the events record is the current one (a rename in flight is waited for).
+    label = Label.objects.select_for_update().get(pk=label_id)
     issue_ids = list(Issue.objects.select_for_update().filter(labels=label).order_by("pk").values_list("pk", flat=True))
     now = timezone.now()
     if issue_ids:
@@ -250,7 +337,7 @@ def label_delete(*, label: Label, actor: User, source: str = Source.API) -> int:
                 issue_id=issue_id,
                 type=EventType.LABELS_CHANGED,
                 details={"added": [], "removed": [label.name]},
-                actor_id=_actor_id(actor),
+                actor_id=actor_id,
                 source=source,
                 timestamp=now,
             )
@@ -494,7 +581,7 @@ def issue_import_csv(
     parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
     result = ImportResult()
     with transaction.atomic():
-        _import_time_budget()
+        long_transaction_budget()
         parser.read_header()
         result.ignored_columns = parser.ignored_columns
         writer = _ImportWriter(actor_id=_actor_id(actor))
@@ -513,17 +600,6 @@ def issue_import_csv(
         if dry_run:
             transaction.set_rollback(True)
     return result
-
-
-def _import_time_budget() -> None:
-    """Give the import's transaction its own, longer statement and lock timeouts than a request's."""
-    if connection.vendor != "postgresql":
-        return
-    budget = f"{settings.IMPORT_STATEMENT_TIMEOUT_MS}ms"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)", [budget, budget]
-        )
 
 
 NULL = "\\N"  # NULL in PostgreSQL's COPY text format
@@ -564,7 +640,7 @@ class _ImportWriter:
         valid = []
         for row in rows:
             if row.assignee is not None and self.user_ids[row.assignee] is None:
-                message = f'Unknown user "{row.assignee}": no user has this id or username.'
+                message = f'Unknown or deactivated user "{row.assignee}": no active user has this id or username.'
                 errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
             else:
                 valid.append(row)
@@ -596,7 +672,8 @@ class _ImportWriter:
         result.add_errors(errors)
 
     def _resolve_users(self, rows: list[csv_io.ParsedRow]) -> None:
-        """Map every new assignee cell of the batch to a user id (by id first, then username): one query."""
+        """Map every new assignee cell of the batch to an active user's id (by id first, then username), None
+        when no active user matches: one query."""
         wanted = {row.assignee for row in rows if row.assignee is not None and row.assignee not in self.user_ids}
         if not wanted:
             return
@@ -607,7 +684,8 @@ class _ImportWriter:
             query |= Q(pk__in=list(numeric.values()))
         by_id: set[int] = set()
         by_name: dict[str, int] = {}
-        for pk, username in get_user_model().objects.filter(query).values_list("pk", "username"):
+        # Inactive users are not found: a deactivated account cannot be made an assignee.
+        for pk, username in get_user_model().objects.filter(query, is_active=True).values_list("pk", "username"):
             by_id.add(pk)
             by_name[username] = pk
         for value in wanted:
@@ -625,8 +703,13 @@ class _ImportWriter:
         if not missing:
             return
         if self.use_copy and not self.label_lock_held:
+            # LABEL_USE_LOCK shared (no label the import links is deleted before it commits), and the imports'
+            # own lock; in either order, as neither holder waits for anything the other's waiters hold.
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [IMPORT_LABEL_LOCK])
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)",
+                    [LABEL_USE_LOCK, IMPORT_LABEL_LOCK],
+                )
             self.label_lock_held = True
         for label in labels_ensure(missing.values()):
             self.label_ids[label.name.lower()] = label.pk

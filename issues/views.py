@@ -5,7 +5,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.db import connection
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import reverse
 from django.utils.http import parse_header_parameters
@@ -24,7 +23,9 @@ from rest_framework.views import APIView
 
 from . import csv_io, selectors, services
 from .exceptions import VersionConflict
+from .fastpath.session import database_reachable
 from .filters import IssueFilterSet
+from .idempotency import idempotent
 from .models import MAX_ID, Issue, Label
 from .pagination import KeysetPagination, PageNumberPagination
 from .serializers import (
@@ -249,11 +250,16 @@ class IssueViewSet(viewsets.GenericViewSet):
             raise ValidationError({"pagination": ["Use 'page' or 'keyset'."]})
         if mode == "keyset" and "ordering" in request.query_params:
             raise ValidationError({"ordering": ["Keyset pagination lists newest first; omit 'ordering'."]})
+        # What the paginator pages: every issue (no filter: the count is the kept total), and in the default
+        # order too (the first pages are read with that count by one prepared statement).
+        asked = {name for name in IssueFilterSet.base_filters if name in request.query_params}
+        self.unfiltered, self.whole_list = not asked - {"ordering"}, not asked
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)
 
     @extend_schema(request=IssueCreateInputSerializer, responses={201: IssueSerializer})
+    @idempotent
     def create(self, request: Request) -> Response:
         data = IssueCreateInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
@@ -338,6 +344,7 @@ class IssueViewSet(viewsets.GenericViewSet):
     @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)}, filters=False)
     @extend_schema(methods=["POST"], request=CommentInputSerializer, responses={201: CommentSerializer})
     @action(detail=True, methods=["get", "post"], url_path="comments")
+    @idempotent
     def comments(self, request: Request, pk: str) -> Response:
         issue_id = self._issue_id()
         if not Issue.objects.filter(pk=issue_id).exists():
@@ -366,7 +373,6 @@ class IssueViewSet(viewsets.GenericViewSet):
         if not any(name in self.request.query_params for name in IssueFilterSet.base_filters):
             # No filter asked for: every filter is a no-op on an empty value, so the FilterSet would only
             # build and validate an empty form (a third of an unfiltered list's Python time) to change nothing.
-            # The queryset itself goes on, still marked as the whole list (selectors.issue_list_page).
             return queryset
         return super().filter_queryset(queryset)
 
@@ -381,6 +387,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         description='Body: `[{"id", "status", "version"?}, ...]` or `{"ids": [...], "status": "..."}`.',
     )
     @action(detail=False, methods=["post", "put"], url_path="bulk-status", metadata_class=NoObjectMetadata)
+    @idempotent
     def bulk_status(self, request: Request) -> Response:
         items = parse_bulk_status(request.data, max_items=settings.BULK_MAX_ITEMS)
         try:
@@ -400,6 +407,7 @@ class IssueViewSet(viewsets.GenericViewSet):
         responses={200: IMPORT_RESULT, 400: OpenApiResponse(description="bad header or encoding"), 413: None},
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    @idempotent
     def import_csv(self, request: Request) -> Response:
         dry_run = parse_flag(request.query_params, "dry_run")
         try:
@@ -456,10 +464,14 @@ class LabelViewSet(
         return super().get_object()
 
     def _label_response(self, label_id: int, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
-        label = selectors.label_list().get(pk=label_id)
+        try:
+            label = selectors.label_list().get(pk=label_id)
+        except Label.DoesNotExist as exc:  # deleted by someone else since this request wrote it
+            raise NotFound() from exc
         return Response(LabelSerializer(label).data, status=http_status, headers=headers)
 
     @extend_schema(request=LabelInputSerializer, responses={201: LabelSerializer})
+    @idempotent
     def create(self, request: Request) -> Response:
         data = LabelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -468,7 +480,8 @@ class LabelViewSet(
         except services.LabelNameTaken as exc:
             raise ValidationError({"name": ["A label with this name already exists."]}) from exc
         location = request.build_absolute_uri(reverse("label-detail", kwargs={"pk": label.pk}))
-        return self._label_response(label.pk, status.HTTP_201_CREATED, Location=location)
+        # Rendered from what was written (a new label is on no issue), not read back: it may be deleted already.
+        return Response(LabelSerializer(label).data, status=status.HTTP_201_CREATED, headers={"Location": location})
 
     @extend_schema(request=LabelUpdateInputSerializer, responses={200: LabelSerializer})
     def partial_update(self, request: Request, pk: str) -> Response:
@@ -479,10 +492,31 @@ class LabelViewSet(
             services.label_update(label=label, **data.validated_data)
         except services.LabelNameTaken as exc:
             raise ValidationError({"name": ["A label with this name already exists."]}) from exc
+        except Label.DoesNotExist as exc:
+            raise NotFound() from exc
         return self._label_response(label.pk)
 
+    @extend_schema(
+        responses={
+            204: None,
+            404: OpenApiResponse(description="No such label (also when deleted meanwhile)"),
+            503: OpenApiResponse(description="The label is in use by a change in progress; see Retry-After"),
+        }
+    )
     def destroy(self, request: Request, pk: str) -> Response:
-        services.label_delete(label=self.get_object(), actor=request.user)
+        """Delete the label; each issue that carried it gets a new version and a ``labels_changed`` event."""
+        label = self.get_object()
+        try:
+            services.label_delete(label=label, actor=request.user)
+        except Label.DoesNotExist as exc:
+            raise NotFound() from exc
+        except services.LabelBusy as exc:
+            retry_after = str(getattr(settings, "DB_RETRY_AFTER_SECONDS", 5))
+            return Response(
+                {"detail": str(exc), "code": "label_busy"},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": retry_after},
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -541,11 +575,7 @@ class ObtainTokenView(APIView):
 @permission_classes([AllowAny])
 def health(request: Request) -> Response:
     """Liveness and database reachability."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception:
+    if not database_reachable():
         return Response({"status": "degraded", "database": "unavailable"}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     return Response({"status": "ok", "database": "ok"})
 

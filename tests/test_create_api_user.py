@@ -41,3 +41,87 @@ def test_updating_changes_role_and_keeps_token():
 def test_rejects_unknown_role():
     with pytest.raises(CommandError):
         run("frank", "--role", "owner")
+
+
+def db_users() -> list[tuple]:
+    return list(get_user_model().objects.order_by("pk").values_list("username", "password", "is_active", "is_staff"))
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short1", "too short"),
+        ("password123", "too common"),
+        ("83920174655", "entirely numeric"),
+        ("gwendolyn-m", "too similar"),  # the username
+    ],
+)
+def test_weak_password_is_refused_with_a_clear_error_and_nothing_written(password, reason):
+    before = db_users()
+    with pytest.raises(CommandError, match=reason) as refused:
+        run("gwendolyn-m", "--role", "member", "--password", password)
+    assert "Nothing was changed" in str(refused.value)
+    assert db_users() == before == []
+
+
+def test_weak_password_for_an_existing_user_changes_nothing():
+    run("hank", "--role", "viewer", "--password", "a-long-password-1")
+    before = db_users()
+    user = get_user_model().objects.get(username="hank")
+    with pytest.raises(CommandError, match="too short"):
+        run("hank", "--role", "maintainer", "--staff", "--password", "abc")
+    assert db_users() == before
+    assert list(user.groups.values_list("name", flat=True)) == ["viewer"]
+    assert get_user_model().objects.get(username="hank").check_password("a-long-password-1")
+
+
+def test_similarity_is_checked_against_the_existing_users_email():
+    get_user_model().objects.create_user("ivy", email="quartermaster@example.com")
+    with pytest.raises(CommandError, match="too similar"):
+        run("ivy", "--role", "member", "--password", "quartermaster")
+
+
+def test_weak_password_from_the_command_line_exits_non_zero_without_a_traceback(monkeypatch, capsys):
+    """As ``manage.py`` runs it (``run_from_argv``): a message on stderr, exit status 1, nothing on stdout."""
+    from django.core.management import base
+
+    from issues.management.commands.create_api_user import Command
+
+    # run_from_argv closes every connection at the end, which would end the test's own transaction.
+    monkeypatch.setattr(base.connections, "close_all", lambda: None)
+    with pytest.raises(SystemExit) as exited:
+        Command().run_from_argv(["manage.py", "create_api_user", "jo", "--role", "member", "--password", "1234"])
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.startswith("CommandError: The password was refused:"), err
+    assert "too short" in err and "Nothing was changed." in err
+    assert db_users() == []
+
+
+def test_a_deactivated_user_stays_deactivated_unless_told_and_the_output_says_so():
+    token = run("kim", "--role", "member").splitlines()[-1]
+    get_user_model().objects.filter(username="kim").update(is_active=False)
+
+    out = run("kim", "--role", "maintainer")
+    user = get_user_model().objects.get(username="kim")
+    assert not user.is_active
+    assert "deactivated and stays so" in out and "--reactivate" in out
+    assert out.splitlines()[-1] == token  # the token is still the last line
+    assert list(user.groups.values_list("name", flat=True)) == ["maintainer"]  # the rest of the update happened
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/issues").status_code == 401
+
+    out = run("kim", "--role", "maintainer", "--reactivate")
+    assert get_user_model().objects.get(username="kim").is_active
+    assert "Reactivated user 'kim'" in out
+    assert out.splitlines()[-1] == token
+    assert client.get("/api/issues").status_code == 200
+
+
+def test_reactivate_on_an_active_user_changes_nothing_about_activity():
+    out = run("lee", "--role", "viewer", "--reactivate")
+    assert get_user_model().objects.get(username="lee").is_active
+    assert "Reactivated" not in out and "deactivated" not in out

@@ -365,3 +365,31 @@ def test_import_query_count_per_batch_does_not_grow_with_rows(maintainer, django
     with django_assert_max_num_queries(limit):
         result = services.issue_import_csv(actor=maintainer, chunks=chunks)
     assert result.created == 150
+
+
+def test_import_refuses_deactivated_assignees_by_username_or_id(maintainer_client):
+    """A deactivated user cannot be made an assignee by an import either: such a row is an assignee error, the
+    other rows are created."""
+    alice = UserFactory(username="alice")
+    gone = UserFactory(username="gone", is_active=False)
+    body = csv_text(
+        [
+            ["To alice", "", "", "", "alice", ""],
+            ["To gone by name", "", "", "", "gone", ""],
+            ["To gone by id", "", "", "", str(gone.pk), ""],
+            ["To alice by id", "", "", "", str(alice.pk), ""],
+        ]
+    )
+    response = post_raw(maintainer_client, body)
+    assert response.status_code == 200, response.content
+    result = response.json()
+    assert (result["created"], result["failed"]) == (2, 2)
+    assert [error["row"] for error in result["errors"]] == [3, 4]
+    for error, cell in zip(result["errors"], ["gone", str(gone.pk)], strict=True):
+        assert list(error["errors"]) == ["assignee"]
+        assert f'"{cell}"' in error["errors"]["assignee"][0]
+    assert sorted(Issue.objects.values_list("title", "assignee_id")) == [
+        ("To alice", alice.pk),
+        ("To alice by id", alice.pk),
+    ]
+    assert not Issue.objects.filter(assignee=gone).exists()

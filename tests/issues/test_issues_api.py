@@ -304,3 +304,65 @@ def test_keyset_pagination_rejects_bad_parameters(member_client):
     assert "pagination" in member_client.get("/api/issues", {"pagination": "offset"}).json()
     assert "ordering" in member_client.get("/api/issues", {"pagination": "keyset", "ordering": "id"}).json()
     assert member_client.get("/api/issues", {"pagination": "keyset", "cursor": "garbage"}).status_code == 404
+
+
+# --- deactivated users cannot be made assignees (issue 11) ------------------------------------------------------
+
+
+def test_create_with_a_deactivated_assignee_is_400_naming_it(member_client):
+    gone = UserFactory(username="gone", is_active=False)
+    response = member_client.post("/api/issues", {"title": "x", "assignee": gone.pk}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"assignee": [f"User {gone.pk} is deactivated and cannot be assigned."]}
+    assert not Issue.objects.exists()
+    active = UserFactory(username="here")
+    response = member_client.post("/api/issues", {"title": "x", "assignee": active.pk}, format="json")
+    assert response.status_code == 201
+    assert response.json()["assignee"] == active.pk
+
+
+def test_patch_to_a_deactivated_assignee_is_400_and_changes_nothing(member_client):
+    issue = IssueFactory()
+    gone = UserFactory(username="gone", is_active=False)
+    response = member_client.patch(
+        f"/api/issues/{issue.pk}", {"assignee": gone.pk, "title": "New", "version": 1}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {"assignee": [f"User {gone.pk} is deactivated and cannot be assigned."]}
+    after = Issue.objects.get(pk=issue.pk)
+    assert (after.assignee_id, after.title, after.version) == (None, issue.title, 1)
+    assert not IssueEvent.objects.filter(issue=issue).exists()
+
+
+def test_patch_keeping_a_since_deactivated_assignee_is_accepted(member_client):
+    """A client that sends back the state it read (the browsable API's form does) keeps a deactivated assignee:
+    keeping is not assigning. Moving the issue to them from someone else is still refused."""
+    gone = UserFactory(username="gone")
+    issue = IssueFactory(assignee=gone)
+    other = IssueFactory(assignee=UserFactory(username="other"))
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    response = member_client.patch(
+        f"/api/issues/{issue.pk}", {"assignee": gone.pk, "title": "Renamed", "version": 1}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["assignee"] == gone.pk
+    assert [e.type for e in IssueEvent.objects.filter(issue=issue)] == ["title_changed"]
+    response = member_client.patch(f"/api/issues/{other.pk}", {"assignee": gone.pk, "version": 1}, format="json")
+    assert response.status_code == 400
+    assert "deactivated" in response.json()["assignee"][0]
+    # and unassigning the deactivated user works as usual
+    response = member_client.patch(f"/api/issues/{issue.pk}", {"assignee": None, "version": 2}, format="json")
+    assert response.status_code == 200
+    assert response.json()["assignee"] is None
+
+
+def test_users_list_leaves_out_deactivated_users(member_client):
+    """GET /api/users is for finding assignee ids: as GitHub's assignee picker hides suspended users, it lists
+    only users who can be assigned."""
+    here = UserFactory(username="here-user")
+    gone = UserFactory(username="gone-user", is_active=False)
+    names = {row["username"] for row in member_client.get("/api/users", {"page_size": 100}).json()["results"]}
+    assert here.username in names
+    assert gone.username not in names
+    assert member_client.get("/api/users", {"search": "gone-user"}).json()["count"] == 0

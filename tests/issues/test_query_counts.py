@@ -15,6 +15,8 @@ WHOLE_LIST_QUERIES = 1 + (1 if connection.vendor == "postgresql" else 2)
 # issue with label names, comment_count and (PostgreSQL: aggregated in the same query) the first 100 comments
 DETAIL_QUERIES = 1 + (1 if connection.vendor == "postgresql" else 2)
 TIMELINE_QUERIES = 1 + 3  # issue exists, COUNT, page of events with actors
+# writes that link labels to issues take the label-use lock first (an advisory lock: PostgreSQL only)
+LABEL_USE_LOCK_QUERIES = 1 if connection.vendor == "postgresql" else 0
 
 
 def count_queries(client, path: str, **params) -> int:
@@ -105,10 +107,42 @@ def test_patch_and_create_answer_without_reading_the_issue_again(member_client, 
         response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "New", "version": 1}, format="json")
     assert response.json()["labels"] == ["bug"]
     assert response.json()["version"] == 2
-    # auth (1), INSERT issue, create missing labels, read them back, add them, INSERT the created event
-    with django_assert_num_queries(1 + 5 + 2):
+    # auth (1), INSERT issue, create missing labels, read them back, add them, INSERT the created event; with
+    # labels, on PostgreSQL, first the label-use lock (shared; services.LABEL_USE_LOCK)
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 5 + 2):
         response = member_client.post("/api/issues", {"title": "x", "labels": ["b", "A"]}, format="json")
     assert response.json()["labels"] == ["A", "b"]
+    # without labels: no label-use lock, no label queries
+    with django_assert_num_queries(1 + 2 + 2):
+        response = member_client.post("/api/issues", {"title": "y"}, format="json")
+    assert response.json()["labels"] == []
+
+
+def test_patch_and_put_with_labels_take_the_label_use_lock_first(member_client, django_assert_num_queries):
+    """A write that touches labels takes the label-use lock (one statement, PostgreSQL only) before it locks the
+    issue row; a PATCH without labels does not (pinned above)."""
+    issue = IssueFactory(labels=[LabelFactory(name="bug")])
+    # auth (1), [lock], lock the row and read its label names, create missing labels, read them back, the
+    # compare-and-set UPDATE, read the links, delete the removed one, add the new one, the events INSERT;
+    # SAVEPOINT/RELEASE (2)
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 8 + 2) as ctx:
+        response = member_client.patch(f"/api/issues/{issue.pk}", {"labels": ["ui"], "version": 1}, format="json")
+    assert response.json()["labels"] == ["ui"]
+    assert_label_use_lock_before_row_lock(ctx.captured_queries)
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 8 + 2) as ctx:
+        response = member_client.put(f"/api/issues/{issue.pk}/labels", {"labels": ["bug"], "version": 2}, format="json")
+    assert response.json()["labels"] == ["bug"]
+    assert_label_use_lock_before_row_lock(ctx.captured_queries)
+
+
+def assert_label_use_lock_before_row_lock(queries: list[dict]) -> None:
+    sqls = [query["sql"] for query in queries]
+    advisory = [i for i, sql in enumerate(sqls) if "pg_advisory_xact_lock_shared" in sql]
+    if connection.vendor != "postgresql":  # no advisory locks, and no row locks (SQLite serialises writers)
+        assert advisory == [], sqls
+        return
+    row_locks = [i for i, sql in enumerate(sqls) if "FOR UPDATE" in sql]
+    assert len(row_locks) == 1 and advisory == [row_locks[0] - 1], sqls
 
 
 def test_a_deep_page_lists_the_same_issues_with_the_same_queries(member_client, django_assert_num_queries):
