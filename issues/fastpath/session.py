@@ -6,6 +6,15 @@ import time
 from django.conf import settings
 from django.db import connection
 
+# SQLSTATE of a lock wait that passed lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
+# Label deletion against label use (see issues/services/labels.py): every write that links labels to issues takes
+# this transaction-level advisory lock SHARED before it locks any issue row; label_delete takes it EXCLUSIVE.
+LABEL_USE_LOCK = 0x1AB_E15E
+# Held (per transaction) by an import before it creates labels, so two imports cannot deadlock on the label name
+# index by creating the same labels in different orders across their batches.
+IMPORT_LABEL_LOCK = 0x15_5E_1AB
+
 
 def database_reachable() -> bool:
     """Whether the database answers a trivial statement (the health check)."""
@@ -49,3 +58,34 @@ def long_transaction_budget() -> None:
         cursor.execute(
             "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true)", [budget, budget]
         )
+
+
+def hold_label_use_lock() -> None:
+    """Take LABEL_USE_LOCK shared until the transaction ends. Call it before locking any issue row."""
+    advisory_xact_lock(LABEL_USE_LOCK, shared=True)
+
+
+def hold_import_label_locks() -> None:
+    """LABEL_USE_LOCK shared and the imports' own IMPORT_LABEL_LOCK, in one statement; in either order, as
+    neither holder waits for anything the other's waiters hold."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)", [LABEL_USE_LOCK, IMPORT_LABEL_LOCK]
+        )
+
+
+# Waits at most ``wait_ms`` (or the connection's lock_timeout when shorter) for every lock from here to the end
+# of the transaction, then takes LABEL_USE_LOCK exclusive. The CTE is read before the lock is asked for, so the
+# shorter timeout is in force for that wait.
+_LABEL_USE_LOCK_EXCLUSIVE = (
+    "WITH bounded AS MATERIALIZED (SELECT set_config('lock_timeout', "
+    "CASE WHEN setting::bigint BETWEEN 1 AND %s THEN setting ELSE %s END, true) FROM pg_settings "
+    "WHERE name = 'lock_timeout') SELECT pg_advisory_xact_lock(%s) FROM bounded"
+)
+
+
+def take_label_use_lock_exclusive(*, wait_ms: int) -> None:
+    """Take LABEL_USE_LOCK exclusive, waiting at most ``wait_ms`` for it and for every later lock of the
+    transaction (a longer wait raises the database's lock-timeout error, SQLSTATE LOCK_NOT_AVAILABLE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LABEL_USE_LOCK_EXCLUSIVE, [wait_ms, str(wait_ms), LABEL_USE_LOCK])

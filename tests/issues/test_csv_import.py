@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from issues import csv_io, services
+from issues.csv_io import importer
 from issues.models import EventType, Issue, IssueEvent, Label, Source, Status
 from tests.factories import LabelFactory, UserFactory
 
@@ -48,7 +49,7 @@ def db_state() -> tuple[list[dict], list[dict], list[dict]]:
 @pytest.fixture
 def small_batches(monkeypatch):
     """Several batches (savepoints) per file, so batch boundaries are exercised."""
-    monkeypatch.setattr(services, "IMPORT_BATCH_SIZE", 7)
+    monkeypatch.setattr(importer, "IMPORT_BATCH_SIZE", 7)
 
 
 @pytest.mark.parametrize("post", [post_raw, post_file], ids=["text-csv", "multipart"])

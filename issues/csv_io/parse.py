@@ -13,24 +13,17 @@ Import
     starts, and parsing resumes at the line after that one, so one broken quote does not swallow the
     rest of the file.
 
-Export
-    ``export_chunks`` turns issues into CSV text. Cells that a spreadsheet would run as a formula
-    (first character ``=``, ``+``, ``-``, ``@``, tab or CR) get a ``'`` prefix. So that every cell
-    survives an export → import round trip unchanged, the prefix is also added to cells that are a run
-    of ``'`` followed by one of those characters, and the import removes exactly one leading ``'``
-    from any cell of the form ``'+[=+\\-@\\t\\r]…``.
+Cells that a spreadsheet would run as a formula are escaped on export and unescaped here (``escape_cell``,
+``unescape_cell``; see export.py).
 """
 
 import csv
 from collections import deque
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from itertools import chain
 from typing import Any, NamedTuple
 
-from django.db.models import F, QuerySet
-
-from .models import Priority, Status
+from ..models import Priority, Status
 
 IMPORT_COLUMNS = ("title", "description", "status", "priority", "assignee", "labels")
 EXPORT_COLUMNS = (
@@ -422,62 +415,3 @@ def _parse_labels(cell: str) -> tuple[tuple[str, ...], str | None]:
     if len(names) > MAX_LABELS_PER_ISSUE:
         return (), f"At most {MAX_LABELS_PER_ISSUE} labels per issue."
     return tuple(names.values()), None
-
-
-# --- export -------------------------------------------------------------------------------------------
-
-
-class _Echo:
-    """A file-like object whose ``write`` returns what it is given, for csv.writer."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _iso(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def export_row(issue: Any) -> list[str]:
-    """The cells of one issue, annotated with ``assignee_name`` and ``reporter_name`` (usernames)."""
-    esc = escape_cell
-    return [
-        str(issue.pk),
-        esc(issue.title),
-        esc(issue.description),
-        issue.status,
-        issue.priority,
-        esc(issue.assignee_name or ""),
-        esc(",".join(issue.label_names())),
-        esc(issue.reporter_name or ""),
-        str(issue.version),
-        _iso(issue.created_at),
-        _iso(issue.updated_at),
-        _iso(issue.resolved_at),
-    ]
-
-
-def export_chunks(issues: Iterable[Any], *, rows_per_chunk: int = 500) -> Iterator[bytes]:
-    """CSV bytes (UTF-8, CRLF line ends, header first) for ``issues``, in chunks of ``rows_per_chunk`` rows."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS).encode("utf-8")
-    buffer: list[str] = []
-    for issue in issues:
-        buffer.append(writer.writerow(export_row(issue)))
-        if len(buffer) >= rows_per_chunk:
-            yield "".join(buffer).encode("utf-8")
-            buffer.clear()
-    if buffer:
-        yield "".join(buffer).encode("utf-8")
-
-
-EXPORT_CHUNK_ROWS = 2_000
-
-
-def export_issues(queryset: QuerySet) -> Iterator[bytes]:
-    """CSV of the issues of ``queryset`` (``selectors.issue_list``, label names joined in), read
-    ``EXPORT_CHUNK_ROWS`` at a time: one query per chunk, usernames joined in."""
-    issues = queryset.annotate(assignee_name=F("assignee__username"), reporter_name=F("reporter__username"))
-    return export_chunks(issues.iterator(chunk_size=EXPORT_CHUNK_ROWS))

@@ -1,0 +1,229 @@
+"""The CSV import: parse the upload as it streams in, validate each row, and write valid rows batch by batch in one
+transaction (COPY, see issues/fastpath/copy.py), each row whole or not at all."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from operator import attrgetter
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..exceptions import database_trouble
+from ..fastpath.copy import CopyWriter
+from ..fastpath.session import hold_import_label_locks, long_transaction_budget
+from ..models import DONE_STATUSES, MAX_ID, EventType, Issue, IssueEvent, Source
+from ..services.common import User, actor_id
+from ..services.labels import labels_ensure
+from . import parse as csv_io
+
+IMPORT_BATCH_SIZE = 5_000
+IMPORT_MAX_ERRORS = 1_000
+
+
+@dataclass
+class ImportResult:
+    """The answer of a CSV import (also of a dry run)."""
+
+    total_rows: int = 0
+    created: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = dataclass_field(default_factory=list)
+    errors_truncated: bool = False
+    ignored_columns: list[str] = dataclass_field(default_factory=list)
+
+    def add_errors(self, row_errors: Iterable[csv_io.RowError]) -> None:
+        for error in row_errors:
+            self.failed += 1
+            if len(self.errors) < IMPORT_MAX_ERRORS:
+                self.errors.append({"row": error.line, "errors": error.errors})
+            else:
+                self.errors_truncated = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_rows": self.total_rows,
+            "created": self.created,
+            "failed": self.failed,
+            "errors": self.errors,
+            "errors_truncated": self.errors_truncated,
+            "ignored_columns": self.ignored_columns,
+        }
+
+
+def issue_import_csv(
+    *,
+    actor: User,
+    chunks: Iterable[bytes],
+    dry_run: bool = False,
+    batch_size: int | None = None,
+) -> ImportResult:
+    """Create issues from a CSV upload given as byte chunks (streamed: one batch in memory at a time).
+
+    Partial success: each valid row is created whole (issue, labels, ``created`` event with source
+    ``import``), each invalid one is reported by line. The whole import is one transaction and each batch
+    a savepoint: a batch the database refuses is retried row by row, each row in its own savepoint, and
+    the rows it still refuses become row errors. Raises ``csv_io.CsvDecodeError`` or
+    ``csv_io.CsvHeaderError`` (a 400) and ``csv_io.ImportTooLarge`` (a 413); everything is rolled back
+    then. ``dry_run`` does all of it and rolls back, so it answers exactly what a real import would.
+    """
+    batch_size = batch_size or IMPORT_BATCH_SIZE
+    parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
+    result = ImportResult()
+    with transaction.atomic():
+        long_transaction_budget()
+        parser.read_header()
+        result.ignored_columns = parser.ignored_columns
+        writer = _ImportWriter(actor_id=actor_id(actor))
+        rows: list[csv_io.ParsedRow] = []
+        row_errors: list[csv_io.RowError] = []
+        for item in parser:
+            if type(item) is csv_io.ParsedRow:
+                rows.append(item)
+            else:
+                row_errors.append(item)
+            if len(rows) + len(row_errors) >= batch_size:
+                writer.write_batch(rows, row_errors, result)
+                rows, row_errors = [], []
+        writer.write_batch(rows, row_errors, result)
+        result.total_rows = parser.total_rows
+        if dry_run:
+            transaction.set_rollback(True)
+    return result
+
+
+class _ImportWriter:
+    """Writes validated CSV rows batch by batch with COPY (ids drawn from the sequence up front); the row-by-row
+    fallback uses bulk_create with one row."""
+
+    def __init__(self, *, actor_id: int | None) -> None:
+        self.actor_id = actor_id
+        self.now = timezone.now()
+        self.user_ids: dict[str, int | None] = {}  # raw assignee cell → user id (None: unknown)
+        self.label_ids: dict[str, int] = {}  # lower-cased name → label id
+        self.label_lock_held = False
+        self.copy = CopyWriter(actor_id=actor_id, now=self.now)
+
+    def write_batch(
+        self, rows: list[csv_io.ParsedRow], row_errors: list[csv_io.RowError], result: ImportResult
+    ) -> None:
+        errors = list(row_errors)
+        self._resolve_users(rows)
+        valid = []
+        for row in rows:
+            if row.assignee is not None and self.user_ids[row.assignee] is None:
+                message = f'Unknown or deactivated user "{row.assignee}": no active user has this id or username.'
+                errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
+            else:
+                valid.append(row)
+        if valid:
+            self._ensure_labels(valid)
+            # A batch the database refuses because of its rows (a constraint, a value out of range, a trigger)
+            # is retried row by row. Trouble that is not the rows' fault (a lost connection, a shutdown, a
+            # timeout, a deadlock) propagates: the whole import rolls back and the client is told (503/409).
+            try:
+                with transaction.atomic():
+                    self._insert(valid)
+                result.created += len(valid)
+            except DatabaseError as exc:
+                if database_trouble(exc) is not None:
+                    raise
+                for row in valid:
+                    try:
+                        with transaction.atomic():
+                            self._insert_orm([row])
+                        result.created += 1
+                    except DatabaseError as exc:
+                        if database_trouble(exc) is not None:
+                            raise
+                        reason = (str(exc).strip().splitlines() or ["database error"])[0][:200]
+                        errors.append(
+                            csv_io.RowError(row.line, {"non_field_errors": [f"The database refused the row: {reason}"]})
+                        )
+        errors.sort(key=attrgetter("line"))
+        result.add_errors(errors)
+
+    def _resolve_users(self, rows: list[csv_io.ParsedRow]) -> None:
+        """Map every new assignee cell of the batch to an active user's id (by id first, then username), None
+        when no active user matches: one query."""
+        wanted = {row.assignee for row in rows if row.assignee is not None and row.assignee not in self.user_ids}
+        if not wanted:
+            return
+        numeric = {value: int(value) for value in wanted if value.isascii() and value.isdigit() and len(value) <= 19}
+        numeric = {value: pk for value, pk in numeric.items() if 1 <= pk <= MAX_ID}
+        query = Q(username__in=list(wanted))
+        if numeric:
+            query |= Q(pk__in=list(numeric.values()))
+        by_id: set[int] = set()
+        by_name: dict[str, int] = {}
+        # Inactive users are not found: a deactivated account cannot be made an assignee.
+        for pk, username in get_user_model().objects.filter(query, is_active=True).values_list("pk", "username"):
+            by_id.add(pk)
+            by_name[username] = pk
+        for value in wanted:
+            pk = numeric.get(value)
+            self.user_ids[value] = pk if pk in by_id else by_name.get(value)
+
+    def _ensure_labels(self, rows: list[csv_io.ParsedRow]) -> None:
+        """Create the batch's missing labels with one labels_ensure call."""
+        missing: dict[str, str] = {}
+        for row in rows:
+            for name in row.labels:
+                key = name.lower()
+                if key not in self.label_ids:
+                    missing.setdefault(key, name)
+        if not missing:
+            return
+        if not self.label_lock_held:
+            # LABEL_USE_LOCK shared (no label the import links is deleted before it commits), and the imports' own.
+            hold_import_label_locks()
+            self.label_lock_held = True
+        for label in labels_ensure(missing.values()):
+            self.label_ids[label.name.lower()] = label.pk
+
+    def _row_label_ids(self, row: csv_io.ParsedRow) -> set[int]:
+        return {self.label_ids[name.lower()] for name in row.labels}
+
+    def _insert(self, rows: list[csv_io.ParsedRow]) -> None:
+        self.copy.write(rows, self.user_ids, self._row_label_ids)
+
+    def _insert_orm(self, rows: list[csv_io.ParsedRow]) -> None:
+        """bulk_create of the issues (ids returned), then of their label links and events."""
+        now = self.now
+        issues = [
+            Issue(
+                title=row.title,
+                description=row.description,
+                status=row.status,
+                priority=row.priority,
+                assignee_id=self.user_ids[row.assignee] if row.assignee is not None else None,
+                reporter_id=self.actor_id,
+                created_at=now,
+                updated_at=now,
+                resolved_at=now if row.status in DONE_STATUSES else None,
+            )
+            for row in rows
+        ]
+        Issue.objects.bulk_create(issues)
+        through = Issue.labels.through
+        through.objects.bulk_create(
+            through(issue_id=issue.pk, label_id=label_id)
+            for issue, row in zip(issues, rows, strict=True)
+            if row.labels
+            for label_id in self._row_label_ids(row)
+        )
+        IssueEvent.objects.bulk_create(
+            IssueEvent(
+                issue_id=issue.pk,
+                type=EventType.CREATED,
+                actor_id=self.actor_id,
+                source=Source.IMPORT,
+                timestamp=now,
+                details={},
+            )
+            for issue in issues
+        )
