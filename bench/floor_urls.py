@@ -2,8 +2,8 @@
 
 - ``/bench/floor/bytes``: a bare Django view returning fixed bytes (the cost of the stack itself).
 - ``/bench/floor/one-row?id=N``: one query (one issue by primary key, ``values()``) and a JsonResponse.
-- ``/bench/floor/list``: a hand-written list: the same count as the product's list (``selectors.issue_count``:
-  on PostgreSQL the unfiltered list reads the tally the triggers keep) plus one ``values()`` query for the
+- ``/bench/floor/list``: a hand-written list: the same count as the product's list (``selectors.issue_total``:
+  the unfiltered list reads the tally the triggers keep) plus one ``values()`` query for the
   first page (newest first), in the product's list shape, as a JsonResponse.
 - ``/bench/floor/list-count-star``: the same with ``COUNT(*)`` over the table: not a floor the product is
   judged against, but it shows what counting the rows on each request would cost at each table size.
@@ -55,7 +55,7 @@ def floor_one_row(request: HttpRequest) -> JsonResponse:
 
 def floor_list(request: HttpRequest) -> JsonResponse:
     issues = Issue.objects.order_by("-created_at", "-id")
-    return _list_page(request, issues, selectors.issue_count(issues), "/bench/floor/list")
+    return _list_page(request, issues, selectors.issue_total(), "/bench/floor/list")
 
 
 def floor_list_count_star(request: HttpRequest) -> JsonResponse:

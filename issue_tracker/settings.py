@@ -72,7 +72,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",  # outermost but one: every answer gets the policy header
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "issue_tracker.middleware.ApiGuardMiddleware",
+    "api.middleware.ApiGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -145,7 +145,7 @@ DATABASES["default"]["OPTIONS"]["options"] = " ".join(
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The lockout check first: while locked out, authenticate() refuses even the right password.
-AUTHENTICATION_BACKENDS = ["issues.backends.LoginLockoutBackend", "issues.backends.OneQueryPermissionBackend"]
+AUTHENTICATION_BACKENDS = ["api.backends.LoginLockoutBackend", "api.backends.OneQueryPermissionBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -186,13 +186,13 @@ IMPORT_STATEMENT_TIMEOUT_MS = env_int("IMPORT_STATEMENT_TIMEOUT_MS", 600_000)
 DB_RETRY_AFTER_SECONDS = env_int("DB_RETRY_AFTER_SECONDS", 5)
 
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["issues.permissions.ActionPermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ActionPermission"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "issues.authentication.TokenOrBearerAuthentication",
+        "api.authentication.TokenOrBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "issues.parsers.SafeJSONParser",
+        "api.parsers.SafeJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -201,16 +201,16 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "issues.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
-    "EXCEPTION_HANDLER": "issues.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_THROTTLE_CLASSES": [
-        "issues.throttling.AnonRateThrottle",
-        "issues.throttling.UserRateThrottle",
-        "issues.throttling.ScopedRateThrottle",
+        "api.throttling.AnonRateThrottle",
+        "api.throttling.UserRateThrottle",
+        "api.throttling.ScopedRateThrottle",
     ],
 }
 
@@ -267,10 +267,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["issues.openapi.drop_slashless_root"],
+    "PREPROCESSING_HOOKS": ["api.openapi.drop_slashless_root"],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "issues.openapi.add_error_responses",
+        "api.openapi.add_error_responses",
     ],
 }
 
@@ -299,10 +299,10 @@ _axes_cooloff_minutes = env_int("AXES_COOLOFF_MINUTES", 15)  # 0: locked until a
 AXES_COOLOFF_TIME = _dt.timedelta(minutes=_axes_cooloff_minutes) if _axes_cooloff_minutes > 0 else None
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = False  # a known password must not wipe the address's count of failures
-AXES_LOCKOUT_CALLABLE = "issues.backends.lockout_response"  # 429: JSON under /api/, else an HTML page
+AXES_LOCKOUT_CALLABLE = "api.backends.lockout_response"  # 429: JSON under /api/, else an HTML page
 # The client address: REMOTE_ADDR, or with DJANGO_NUM_PROXIES > 0 the right-most-N X-Forwarded-For entry.
 CLIENT_NUM_PROXIES = max(0, env_int("DJANGO_NUM_PROXIES", 0))
-AXES_CLIENT_IP_CALLABLE = "issues.backends.client_ip_address"
+AXES_CLIENT_IP_CALLABLE = "api.backends.client_ip_address"
 AXES_VERBOSE = False  # no start-up banner; failures are still logged (WARNING)
 
 # Content-Security-Policy (django-csp 4) on every answer, see docs/security.md. Scripts only from this origin

@@ -1,95 +1,50 @@
-"""Domain errors raised by services, and the DRF exception handler that shapes every API error as JSON."""
+"""Errors the tracker's domain raises; each carries its HTTP answer (``api.exceptions.DomainError``)."""
 
-from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import Http404, UnreadablePostError
-from rest_framework import exceptions
-from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.request import Request
+
+from api.exceptions import DomainError
 
 
-class VersionConflict(Exception):
-    """The client's version is not the issue's current one; ``current`` is the issue as it is now."""
+class VersionConflict(DomainError):
+    """The client's version is not the issue's current one; ``current`` is the issue as it is now. A 409, or a
+    412 when a PATCH gave its version in ``If-Match`` (and not in the body)."""
+
+    status_code = 409
+    code = "version_conflict"
 
     def __init__(self, current: Any, expected: int | None = None) -> None:
         super().__init__(f"version conflict on issue {current.pk}")
         self.current = current
         self.expected = expected
+        self._current_issue: Any = None
 
+    def status_for(self, request: Request | None) -> int:
+        if request is not None and request.method == "PATCH" and "If-Match" in request.headers:
+            data = request.data if isinstance(request.data, dict) else {}
+            if "version" not in data:
+                return 412
+        return self.status_code
 
-@dataclass(frozen=True)
-class DatabaseTrouble:
-    """How the API answers a database failure that is not the client's fault: never a 500, never a success."""
+    def current_issue(self) -> Any:
+        """The issue as it is now, read again with its label names."""
+        if self._current_issue is None:
+            from . import selectors
 
-    status: int
-    code: str
-    detail: str
-    retry_after: bool = True
+            self._current_issue = selectors.issue_get(issue_id=self.current.pk)
+        return self._current_issue
 
+    def body(self) -> dict[str, Any]:
+        from .serializers import IssueSerializer
 
-# SQLSTATEs (PostgreSQL appendix A) by how they are answered. Classes 08, 53, 58 and 57P0x: the connection
-# or the server went away, or ran out of resources; 57014: statement_timeout (or a cancel); 55P03:
-# lock_timeout; class 40: deadlock or serialization failure (another writer won the race; a retry may succeed).
-_LOST = DatabaseTrouble(503, "database_unavailable", "The database is unavailable; nothing was written. Try again.")
-_TIMEOUT = DatabaseTrouble(503, "database_timeout", "The request took too long and was cancelled; nothing was written.")
-_LOCKED = DatabaseTrouble(503, "database_busy", "The data is locked by another change; nothing was written. Try again.")
-_RACE = DatabaseTrouble(
-    409, "concurrent_change", "A concurrent change got in the way; nothing was written. Try again.", False
-)
+        current = self.current_issue()
+        return {
+            "detail": f"Version conflict: the issue is at version {current.version}.",
+            "code": self.code,
+            "current_version": current.version,
+            "current": IssueSerializer(current).data,
+        }
 
-
-def database_trouble(exc: BaseException) -> DatabaseTrouble | None:
-    """The answer for ``exc`` when it is a database failure a client can only wait out; None for anything else
-    (an integrity or data error is a bug or the client's input, and is handled where it can happen)."""
-    if not isinstance(exc, DatabaseError):
-        return None
-    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
-    if sqlstate == "57014":
-        return _TIMEOUT
-    if sqlstate == "55P03":
-        return _LOCKED
-    if sqlstate.startswith("40"):
-        return _RACE
-    if sqlstate[:2] in ("08", "53", "58") or sqlstate.startswith("57P"):
-        return _LOST  # connection, insufficient resources, system error, shutdown
-    if isinstance(exc, InterfaceError) or (isinstance(exc, OperationalError) and not sqlstate):
-        return _LOST  # the connection is closed or could not be made (no server answer, so no SQLSTATE)
-    return None
-
-
-def database_trouble_response(trouble: DatabaseTrouble) -> Response:
-    headers = {"Retry-After": str(settings.DB_RETRY_AFTER_SECONDS)} if trouble.retry_after else None
-    return Response({"detail": trouble.detail, "code": trouble.code}, status=trouble.status, headers=headers)
-
-
-def _code_of(exc: exceptions.APIException) -> str:
-    detail = exc.detail
-    code = getattr(detail, "code", None)
-    return str(code or exc.default_code)
-
-
-def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF's handler, plus ``code`` beside every ``detail`` and a dict for every validation error."""
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
-    elif isinstance(exc, UnreadablePostError):
-        exc = exceptions.ParseError(str(exc) or "The request body could not be read.", code="incomplete_body")
-    trouble = database_trouble(exc)
-    if trouble is not None:
-        return database_trouble_response(trouble)
-    response = exception_handler(exc, context)
-    if response is None:
-        return None
-    data = response.data
-    if isinstance(exc, exceptions.ValidationError):
-        if isinstance(data, list):
-            response.data = {"non_field_errors": data}
-    elif isinstance(data, dict) and "detail" in data and "code" not in data:
-        data["code"] = _code_of(exc)
-    return response
+    def headers(self) -> dict[str, str]:
+        return {"ETag": f'"{self.current_issue().version}"'}

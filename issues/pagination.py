@@ -1,16 +1,10 @@
-"""Pagination of lists.
+"""The issue list's Django paginator: the kept total for the unfiltered list's count, and its first pages read with
+that count by one prepared statement (see ``selectors.issue_list_page``)."""
 
-- Page numbers (default): ``page`` (1-based) and ``page_size`` (default 20, clamped to 1..100), with ``count``.
-- Keyset (``?pagination=keyset``, as in GitLab's API): opaque ``cursor`` links, newest first, no ``count``.
-  Its cost does not grow with the table, because it needs no ``COUNT(*)`` and no ``OFFSET``.
-"""
-
-from functools import partial
 from typing import Any
 
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
-from rest_framework import pagination
 
 from . import selectors
 from .models import Issue
@@ -23,7 +17,7 @@ from .models import Issue
 PREPARED_PAGES = 10
 
 
-class CountingPaginator(Paginator):
+class IssueListPaginator(Paginator):
     """Django's paginator, told by the issue list what it pages: every issue (``unfiltered``: the count is the
     kept total), in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by
     one prepared statement). Any other page of issues is read through ``selectors.issue_page``."""
@@ -60,32 +54,3 @@ class CountingPaginator(Paginator):
         if rows is None:
             rows = selectors.issue_page(object_list, bottom, top)
         return self._get_page(rows, number, self)
-
-
-class PageNumberPagination(pagination.PageNumberPagination):
-    django_paginator_class = CountingPaginator
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
-
-    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
-        """The issue list says what it pages (``view.unfiltered``, ``view.whole_list``): see CountingPaginator."""
-        self.django_paginator_class = partial(
-            CountingPaginator,
-            unfiltered=getattr(view, "unfiltered", False),
-            whole_list=getattr(view, "whole_list", False),
-        )
-        return super().paginate_queryset(queryset, request, view)
-
-    def get_paginated_response_schema(self, schema: dict) -> dict:
-        """The documented list shape; ``count`` is absent only in keyset mode (``?pagination=keyset``)."""
-        response = super().get_paginated_response_schema(schema)
-        response["required"] = [name for name in response.get("required", []) if name != "count"]
-        return response
-
-
-class KeysetPagination(pagination.CursorPagination):
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
-    ordering = ("-created_at", "-id")

@@ -13,7 +13,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..exceptions import database_trouble
+from api.exceptions import database_trouble
+
 from ..fastpath.copy import CopyWriter
 from ..fastpath.session import hold_import_label_locks, long_transaction_budget
 from ..models import DONE_STATUSES, MAX_ID, EventType, Issue, IssueEvent, Source

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from typing import Any, NamedTuple
 
+from api.exceptions import DomainError
+
 from ..models import Priority, Status
 
 IMPORT_COLUMNS = ("title", "description", "status", "priority", "assignee", "labels")
@@ -57,20 +59,33 @@ NUL_ERROR = "Null characters are not allowed."
 BLANK_ERROR = "This field may not be blank."
 
 
-class CsvDecodeError(Exception):
-    """The upload is not UTF-8: ``line`` is the first line holding bytes that do not decode."""
+class CsvDecodeError(DomainError):
+    """The upload is not UTF-8: ``line`` is the first line holding bytes that do not decode (a 400)."""
+
+    code = "invalid_encoding"
 
     def __init__(self, line: int) -> None:
         super().__init__(f"Line {line} is not valid UTF-8. Save the file as UTF-8 (with or without BOM).")
         self.line = line
 
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "line": self.line}
 
-class CsvHeaderError(Exception):
-    """The header row is missing, lacks ``title`` or repeats a column."""
+
+class CsvHeaderError(DomainError):
+    """The header row is missing, lacks ``title`` or repeats a column (a 400)."""
+
+    code = "invalid_header"
 
 
-class ImportTooLarge(Exception):
-    """The upload has more bytes or rows than the settings allow."""
+class ImportTooLarge(DomainError):
+    """The upload has more bytes or rows than the settings allow (a 413; nothing is imported)."""
+
+    status_code = 413
+    code = "request_too_large"
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": f"{self} Nothing was imported.", "code": self.code}
 
     @classmethod
     def bytes(cls, limit: int) -> "ImportTooLarge":

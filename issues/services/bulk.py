@@ -8,6 +8,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from api.exceptions import DomainError
+
 from .. import events
 from ..fastpath.bulk import BulkChange, lock_issue_states, write_status_changes
 from ..models import Source
@@ -26,20 +28,29 @@ class BulkItem:
     errors: dict[str, list[str]] = dataclass_field(default_factory=dict)
 
 
-class BulkInvalid(Exception):
-    """Some items are invalid; ``errors`` lists every one of them as ``{"index", "id", "errors"}``."""
+class BulkInvalid(DomainError):
+    """Some items are invalid; ``errors`` lists every one of them as ``{"index", "id", "errors"}``: a 400."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(errors)} invalid item(s)")
+        super().__init__(f"{len(errors)} invalid item(s); nothing was changed.")
         self.errors = errors
 
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": self.errors}
 
-class BulkConflict(Exception):
-    """Some items carry a stale version; ``conflicts`` lists them as ``{"id", "expected", "current"}``."""
+
+class BulkConflict(DomainError):
+    """Some items carry a stale version; ``conflicts`` lists them as ``{"id", "expected", "current"}``: a 409."""
+
+    status_code = 409
+    code = "version_conflict"
 
     def __init__(self, conflicts: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(conflicts)} version conflict(s)")
+        super().__init__(f"{len(conflicts)} item(s) carry a stale version; nothing was changed.")
         self.conflicts = conflicts
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "conflicts": self.conflicts}
 
 
 @transaction.atomic

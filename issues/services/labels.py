@@ -2,12 +2,16 @@
 that carried them)."""
 
 from collections.abc import Iterable
+from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Lower
 from django.utils import timezone
 from rest_framework.exceptions import APIException
+
+from api.exceptions import DomainError
 
 from ..fastpath.session import LOCK_NOT_AVAILABLE, take_label_use_lock_exclusive
 from ..models import EventType, Issue, IssueEvent, Label, Source
@@ -60,8 +64,11 @@ def labels_ensure(names: Iterable[str]) -> list[Label]:
     raise LabelsChanged()
 
 
-class LabelNameTaken(Exception):
-    """Another label already has this name (ignoring case)."""
+class LabelNameTaken(DomainError):
+    """Another label already has this name (ignoring case): a 400 on ``name``."""
+
+    def body(self) -> dict[str, Any]:
+        return {"name": ["A label with this name already exists."]}
 
 
 def label_create(*, name: str, color: str | None = None) -> Label:
@@ -94,8 +101,15 @@ def label_update(*, label: Label, name: str | None = None, color: str | None = N
     return label
 
 
-class LabelBusy(Exception):
-    """A deletion could not take its locks within LABEL_DELETE_WAIT_MS (an import using labels, say)."""
+class LabelBusy(DomainError):
+    """A deletion could not take its locks within LABEL_DELETE_WAIT_MS (an import using labels, say): a 503 with
+    Retry-After."""
+
+    status_code = 503
+    code = "label_busy"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(settings.DB_RETRY_AFTER_SECONDS)}
 
 
 def label_delete(*, label: Label, actor: User, source: str = Source.API) -> int:

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from issues.backends import client_ip_address
+from api.backends import client_ip_address
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from issues.throttling import parse_rate
+from api.throttling import parse_rate
 from tests.conftest import make_client
 from tests.factories import UserFactory
 

@@ -88,7 +88,7 @@ def lockout_response(
     """``AXES_LOCKOUT_CALLABLE``: a 429 in place of the login answer. JSON ``{"detail", "code": "locked_out"}``
     under /api/ (the token endpoint), else a small HTML page (the admin's and the browsable API's login forms).
     ``Retry-After`` is the cool-off: every refused attempt is counted and starts the cool-off again."""
-    from issue_tracker.middleware import is_api_path
+    from .middleware import is_api_path
 
     message = lockout_message()
     response: HttpResponse

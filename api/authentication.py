@@ -6,7 +6,7 @@ from rest_framework.authentication import TokenAuthentication, get_authorization
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
-from .fastpath.tokens import permission_names, token_user
+from issues.fastpath.tokens import permission_names, token_user
 
 
 class TokenOrBearerAuthentication(TokenAuthentication):

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 
-from issues.exceptions import database_trouble
+from .exceptions import database_trouble
 
 logger = logging.getLogger("issue_tracker.api")
 

@@ -87,7 +87,7 @@ def _shape(path: str) -> str:
 
 def _idempotent_operations(generator: Any) -> set[tuple[str, str]]:
     """(path shape, method) of every operation whose view method carries the ``@idempotent`` mark."""
-    from .idempotency import MARK
+    from issues.idempotency import MARK
 
     found = set()
     for path, _regex, method, callback in getattr(generator, "endpoints", None) or []:
@@ -102,7 +102,7 @@ def _idempotent_operations(generator: Any) -> set[tuple[str, str]]:
 def add_idempotency_key(result: dict[str, Any], generator: Any) -> None:
     """Document ``Idempotency-Key`` (issues/idempotency.py) on the operations that honour it: the header, the
     ``Idempotent-Replayed`` answer header, and the 409 and 422 it can answer (a 400 for a bad key is there)."""
-    from .idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
+    from issues.idempotency import HEADER, MAX_KEY_LENGTH, REPLAYED_HEADER
 
     marked = _idempotent_operations(generator)
     parameter = {

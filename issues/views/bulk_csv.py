@@ -1,0 +1,127 @@
+"""Bulk status changes and CSV import/export: actions of the issue collection (``/api/issues/bulk-status``,
+``/import``, ``/export``), mixed into ``IssueViewSet``."""
+
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest, StreamingHttpResponse
+from django.utils.http import parse_header_parameters
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import action
+from rest_framework.exceptions import UnsupportedMediaType, ValidationError
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import csv_io, services
+from ..idempotency import idempotent
+from ..serializers import parse_bulk_status
+from .common import JSONErrorsContentNegotiation, NoObjectMetadata, parse_flag
+
+CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
+IMPORT_CHUNK_BYTES = 256 * 1024
+BULK_RESULT = inline_serializer(
+    "BulkStatusResult",
+    {
+        "updated": serializers.IntegerField(),
+        "unchanged": serializers.IntegerField(),
+        "results": serializers.ListField(child=serializers.DictField()),
+    },
+)
+BULK_CONFLICT = inline_serializer(
+    "BulkStatusConflict",
+    {"detail": serializers.CharField(), "conflicts": serializers.ListField(child=serializers.DictField())},
+)
+IMPORT_UPLOAD = inline_serializer("CsvImportUpload", {"file": serializers.FileField()})
+IMPORT_RESULT = inline_serializer(
+    "CsvImportResult",
+    {
+        "total_rows": serializers.IntegerField(),
+        "created": serializers.IntegerField(),
+        "failed": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+        "errors_truncated": serializers.BooleanField(),
+        "ignored_columns": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+class ImportSizeLimitHandler(FileUploadHandler):
+    """Stops a multipart upload as soon as it passes IMPORT_MAX_BYTES, also without a Content-Length."""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > settings.IMPORT_MAX_BYTES:
+            raise csv_io.ImportTooLarge.bytes(settings.IMPORT_MAX_BYTES)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def _read_body(request: HttpRequest) -> Iterator[bytes]:
+    while chunk := request.read(IMPORT_CHUNK_BYTES):
+        yield chunk
+
+
+def import_chunks(request: Request) -> Iterator[bytes]:
+    """The CSV of an import as byte chunks: the multipart field ``file`` (Django spools big uploads to disk)
+    or a raw ``text/csv`` body, read as it arrives. Other media types are a 415."""
+    media_type, params = parse_header_parameters(request.content_type or "")
+    charset = params.get("charset", "utf-8").lower()
+    if charset not in ("utf-8", "utf8"):
+        raise ValidationError({"file": [f"Only UTF-8 is accepted, not {charset}."]})
+    if media_type == "multipart/form-data":
+        django_request = request._request
+        if not hasattr(django_request, "_files"):  # else parsed already (CSRF check); size checked below
+            django_request.upload_handlers = [ImportSizeLimitHandler(django_request), *django_request.upload_handlers]
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": ["No file was submitted (multipart field 'file')."]})
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise csv_io.ImportTooLarge.bytes(settings.IMPORT_MAX_BYTES)
+        return upload.chunks(IMPORT_CHUNK_BYTES)
+    if media_type in CSV_MEDIA_TYPES:
+        return _read_body(request._request)
+    raise UnsupportedMediaType(
+        media_type or "(none)", detail="Send the CSV as multipart/form-data (field 'file') or as a text/csv body."
+    )
+
+
+class BulkAndCsvActions:
+    """``bulk-status``, ``import`` and ``export`` on the issue collection."""
+
+    @extend_schema(
+        request=inline_serializer(
+            "BulkStatusInput",
+            {"ids": serializers.ListField(child=serializers.IntegerField()), "status": serializers.CharField()},
+        ),
+        responses={200: BULK_RESULT, 400: OpenApiResponse(description="invalid items"), 409: BULK_CONFLICT},
+        description='Body: `[{"id", "status", "version"?}, ...]` or `{"ids": [...], "status": "..."}`.',
+    )
+    @action(detail=False, methods=["post", "put"], url_path="bulk-status", metadata_class=NoObjectMetadata)
+    @idempotent
+    def bulk_status(self, request: Request) -> Response:
+        items = parse_bulk_status(request.data, max_items=settings.BULK_MAX_ITEMS)
+        return Response(services.issue_bulk_set_status(actor=request.user, items=items))
+
+    @extend_schema(
+        request={"multipart/form-data": IMPORT_UPLOAD, "text/csv": bytes},
+        parameters=[OpenApiParameter("dry_run", bool, required=False)],
+        responses={200: IMPORT_RESULT, 400: OpenApiResponse(description="bad header or encoding"), 413: None},
+    )
+    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    @idempotent
+    def import_csv(self, request: Request) -> Response:
+        dry_run = parse_flag(request.query_params, "dry_run")
+        result = services.issue_import_csv(actor=request.user, chunks=import_chunks(request), dry_run=dry_run)
+        return Response(result.as_dict())
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="the issues as CSV")})
+    @action(detail=False, methods=["get"], url_path="export", content_negotiation_class=JSONErrorsContentNegotiation)
+    def export_csv(self, request: Request) -> StreamingHttpResponse:
+        queryset = self.filter_queryset(self.get_queryset())
+        response = StreamingHttpResponse(csv_io.export_issues(queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="issues.csv"'
+        return response

@@ -1,0 +1,223 @@
+"""Issues: ``/api/issues``: list, create, detail, version-checked PATCH, labels, comments and timeline."""
+
+from functools import partial
+from typing import Any
+
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.pagination import KeysetPagination, PageNumberPagination
+
+from .. import selectors, services
+from ..filters import IssueFilterSet
+from ..idempotency import idempotent
+from ..models import Issue
+from ..pagination import IssueListPaginator
+from ..serializers import (
+    CommentInputSerializer,
+    CommentSerializer,
+    ConflictSerializer,
+    IssueCreateInputSerializer,
+    IssueDetailSerializer,
+    IssueEventSerializer,
+    IssueSerializer,
+    IssueUpdateInputSerializer,
+    LabelsReplaceInputSerializer,
+)
+from .bulk_csv import BulkAndCsvActions
+from .common import ID_REGEX, etag_of, parse_etag, parse_id
+
+VERSION_REQUIRED = {"version": ["This field is required."]}
+
+
+class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
+    """Issues: list, create, detail, version-checked PATCH, labels, comments and timeline."""
+
+    queryset = Issue.objects.none()
+    serializer_class = IssueSerializer
+    filterset_class = IssueFilterSet
+    lookup_value_regex = ID_REGEX
+    permission_map = {
+        "list": ["issues.view_issue"],
+        "retrieve": ["issues.view_issue"],
+        "create": ["issues.add_issue"],
+        "partial_update": ["issues.change_issue"],
+        "labels": ["issues.change_issue"],
+        "comments": ["issues.view_comment"],
+        "timeline": ["issues.view_issueevent"],
+        "bulk_status": ["issues.bulk_update_issue"],
+        "import_csv": ["issues.import_issue"],
+        "export_csv": ["issues.view_issue"],
+    }
+
+    unfiltered = whole_list = False  # set by list(): what the paginator pages (see IssueListPaginator)
+
+    def get_queryset(self) -> Any:
+        return selectors.issue_list()
+
+    def get_django_paginator_class(self) -> Any:
+        return partial(IssueListPaginator, unfiltered=self.unfiltered, whole_list=self.whole_list)
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return {
+            "create": IssueCreateInputSerializer,
+            "partial_update": IssueUpdateInputSerializer,
+            "retrieve": IssueDetailSerializer,
+            "labels": LabelsReplaceInputSerializer,
+            "comments": CommentInputSerializer,
+            "timeline": IssueEventSerializer,
+        }.get(self.action, IssueSerializer)
+
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)
+        if self.action == "comments" and request.method == "POST" and not request.user.has_perm("issues.add_comment"):
+            self.permission_denied(request, message="You may not comment.")
+
+    def _issue_id(self) -> int:
+        return parse_id(self.kwargs["pk"])
+
+    def _issue_response(self, issue: Issue, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
+        """An issue a service returned (its labels already loaded), with its ETag."""
+        return Response(IssueSerializer(issue).data, status=http_status, headers={"ETag": etag_of(issue), **headers})
+
+    @property
+    def paginator(self) -> Any:
+        """Page numbers by default; keyset pagination for the list with ``?pagination=keyset``."""
+        if not hasattr(self, "_paginator"):
+            mode = self.request.query_params.get("pagination", "page") if self.action == "list" else "page"
+            self._paginator = KeysetPagination() if mode == "keyset" else PageNumberPagination()
+        return self._paginator
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "pagination",
+                str,
+                enum=["page", "keyset"],
+                required=False,
+                description="`keyset`: cursor links, newest first, no `count` (constant cost on large tables).",
+            ),
+            OpenApiParameter("cursor", str, required=False, description="With `pagination=keyset`."),
+        ]
+    )
+    def list(self, request: Request) -> Response:
+        mode = request.query_params.get("pagination", "page")
+        if mode not in ("page", "keyset"):
+            raise ValidationError({"pagination": ["Use 'page' or 'keyset'."]})
+        if mode == "keyset" and "ordering" in request.query_params:
+            raise ValidationError({"ordering": ["Keyset pagination lists newest first; omit 'ordering'."]})
+        # What the paginator pages: every issue (no filter: the count is the kept total), and in the default
+        # order too (the first pages are read with that count by one prepared statement).
+        asked = {name for name in IssueFilterSet.base_filters if name in request.query_params}
+        self.unfiltered, self.whole_list = not asked - {"ordering"}, not asked
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(IssueSerializer(page, many=True).data)
+
+    @extend_schema(request=IssueCreateInputSerializer, responses={201: IssueSerializer})
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = IssueCreateInputSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        issue = services.issue_create(actor=request.user, **data.validated_data)
+        location = request.build_absolute_uri(reverse("issue-detail", kwargs={"pk": issue.pk}))
+        return self._issue_response(issue, status.HTTP_201_CREATED, Location=location)
+
+    @extend_schema(
+        responses={200: IssueDetailSerializer, 304: OpenApiResponse(description="Not modified")},
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        issue = selectors.issue_detail(issue_id=self._issue_id())
+        etag = etag_of(issue)
+        if_none_match = request.headers.get("If-None-Match", "")
+        tags = [tag.strip() for tag in if_none_match.split(",")]
+        if "*" in tags or issue.version in {parse_etag(tag) for tag in tags if tag}:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
+        data = IssueDetailSerializer(issue).data
+        return Response(data, headers={"ETag": etag})
+
+    @extend_schema(
+        request=IssueUpdateInputSerializer,
+        responses={200: IssueSerializer, 409: ConflictSerializer, 412: ConflictSerializer},
+        parameters=[OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        data = IssueUpdateInputSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        version = changes.pop("version", None)
+        if version is None:
+            if_match = request.headers.get("If-Match")
+            if if_match is None:
+                raise ValidationError(VERSION_REQUIRED)
+            version = parse_etag(if_match)
+            if version is None:
+                raise ValidationError({"version": ['If-Match must be a quoted version such as "3".']})
+        # A stale version is a VersionConflict: 409, or 412 with If-Match (api.exceptions answers it).
+        issue, _ = services.issue_update(
+            issue_id=issue_id, actor=request.user, expected_version=version, changes=changes
+        )
+        return self._issue_response(issue)
+
+    @extend_schema(
+        request=LabelsReplaceInputSerializer,
+        responses={200: IssueSerializer, 409: ConflictSerializer},
+        description='Replace the label set. Body: `["bug"]`, `[{"name": "bug"}]` or `{"labels": [...], "version": n}`.',
+    )
+    @action(detail=True, methods=["put"], url_path="labels")
+    def labels(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        body = request.data
+        if isinstance(body, list):
+            body = {"labels": body}
+        data = LabelsReplaceInputSerializer(data=body)
+        data.is_valid(raise_exception=True)
+        issue, _ = services.issue_update(
+            issue_id=issue_id,
+            actor=request.user,
+            expected_version=data.validated_data.get("version"),
+            changes={"labels": data.validated_data["labels"]},
+        )
+        return self._issue_response(issue)
+
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True)}, filters=False)
+    @extend_schema(methods=["POST"], request=CommentInputSerializer, responses={201: CommentSerializer})
+    @action(detail=True, methods=["get", "post"], url_path="comments")
+    @idempotent
+    def comments(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        if not Issue.objects.filter(pk=issue_id).exists():
+            raise NotFound()
+        if request.method == "POST":
+            data = CommentInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            comment = services.comment_create(issue_id=issue_id, author=request.user, **data.validated_data)
+            comment = selectors.issue_comments(issue_id=issue_id).get(pk=comment.pk)
+            return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(selectors.issue_comments(issue_id=issue_id))
+        return self.get_paginated_response(CommentSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: IssueEventSerializer(many=True)}, filters=False)
+    @action(detail=True, methods=["get"], url_path="timeline")
+    def timeline(self, request: Request, pk: str) -> Response:
+        issue_id = self._issue_id()
+        if not Issue.objects.filter(pk=issue_id).exists():
+            raise NotFound()
+        page = self.paginate_queryset(selectors.issue_timeline(issue_id=issue_id))
+        return self.get_paginated_response(IssueEventSerializer(page, many=True).data)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        if self.action in ("comments", "timeline"):
+            return queryset
+        if not any(name in self.request.query_params for name in IssueFilterSet.base_filters):
+            # No filter asked for: every filter is a no-op on an empty value, so the FilterSet would only
+            # build and validate an empty form (a third of an unfiltered list's Python time) to change nothing.
+            return queryset
+        return super().filter_queryset(queryset)
