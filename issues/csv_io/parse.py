@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from api.exceptions import DomainError
 
+from ..limits import DESCRIPTION_MAX, LABEL_NAME_MAX, LABELS_PER_ISSUE_MAX, TITLE_MAX, USERNAME_MAX
 from ..models import Priority, Status
 
 IMPORT_COLUMNS = ("title", "description", "status", "priority", "assignee", "labels")
@@ -43,11 +44,11 @@ EXPORT_COLUMNS = (
     "resolved_at",
 )
 
-MAX_TITLE = 255
-MAX_DESCRIPTION = 100_000  # same limit as the API (serializers.MAX_DESCRIPTION)
-MAX_LABEL = 50
-MAX_LABELS_PER_ISSUE = 100
-MAX_USERNAME = 150
+MAX_TITLE = TITLE_MAX  # the API's limits (issues/limits.py), bound to module names for the per-row loop
+MAX_DESCRIPTION = DESCRIPTION_MAX
+MAX_LABEL = LABEL_NAME_MAX
+MAX_LABELS_PER_ISSUE = LABELS_PER_ISSUE_MAX
+MAX_USERNAME = USERNAME_MAX
 
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 STATUSES = frozenset(Status.values)
