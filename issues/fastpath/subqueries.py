@@ -14,12 +14,13 @@ class CorrelatedSubquery(Expression):
     """A scalar subquery written out in SQL around the outer query's issue alias (``{outer}``).
 
     The same result as ``Subquery(<queryset with OuterRef("pk")>)``, but such a nested queryset is resolved,
-    relabelled and compiled by the ORM on every request (about 1 ms of Python for an issue detail, more than
-    its query takes); this expression compiles to a fixed string. The outer alias is read from the compiler,
+    relabelled and compiled by the ORM on every request (more Python time than the query takes, see
+    docs/performance.md); this expression compiles to a fixed string. The outer alias is read from the compiler,
     so the expression stays correct when the ORM renames the outer table (inside a subquery, say).
     """
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    # Django 5.2's expressions return their parameters as a list (the stubs follow Django 6's tuples).
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         outer = compiler.quote_name_unless_alias(compiler.query.base_table)
         return "(" + self.sql(connection).format(outer=outer) + ")", []
 

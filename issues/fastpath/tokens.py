@@ -14,11 +14,11 @@ from .prepared import fetch_prepared
 @functools.cache
 def _token_user_sql() -> str:
     """One statement for the token's user and the ids of the user's permissions (via groups, and direct),
-    written out by hand because it runs on every request (its ORM form cost ~2.5 ms to compile each time).
+    written out by hand because it runs on every request (its ORM form is costly to compile each time).
 
     Ids, not names: joining the permission and content-type tables as well made PostgreSQL hash both tables
-    on every request (the small auth tables are never analysed, so it plans for thousands of rows), about
-    0.4 ms of database CPU; ids map to names through ``permission_names``."""
+    on every request (the small auth tables are never analysed, so it plans for thousands of rows); ids map
+    to names through ``permission_names``. Figures: docs/performance.md."""
     user, token = get_user_model()._meta.db_table, Token._meta.db_table
     user_groups = get_user_model().groups.through._meta.db_table
     group_permissions = Group.permissions.through._meta.db_table
@@ -47,21 +47,20 @@ def permission_names(ids: set[int]) -> set[str]:
 
 
 def _user_columns() -> list[str]:
-    return [field.column for field in get_user_model()._meta.concrete_fields]
+    return [field.column for field in get_user_model()._meta.concrete_fields if field.column is not None]
 
 
 def token_user(key: str) -> Any:
     """The user of token ``key`` (None if there is none), with ``group_perms`` and ``own_perms`` strings.
 
     The statement is prepared once per connection (``fastpath.prepared.fetch_prepared``): planning its joins
-    cost about 0.4 ms of database CPU on every request, three times what executing it costs. psycopg returns
-    the columns as Python values already.
+    cost more than executing it. psycopg returns the columns as Python values already.
     """
     user_model = get_user_model()
     row = fetch_prepared(_token_user_sql(), [key])
     if row is None:
         return None
     fields = user_model._meta.concrete_fields
-    user = user_model.from_db(connection.alias, [field.attname for field in fields], row[: len(fields)])
+    user: Any = user_model.from_db(connection.alias, [field.attname for field in fields], row[: len(fields)])
     user.group_perms, user.own_perms = row[len(fields) :]
     return user
