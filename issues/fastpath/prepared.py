@@ -1,10 +1,10 @@
 """Hot reads as prepared statements.
 
 Two costs repeat on every request for the same few statements: the ORM building and compiling the queryset,
-and PostgreSQL planning the statement (measured in docs/performance.md). ``PreparedGet`` compiles a one-row queryset once per process and
-``PreparedRows`` a queryset per key (the bounds of a page, say); PostgreSQL plans each statement once per
-connection (psycopg's ``prepare=True``). Every execution still goes
-through Django's cursor wrapper: errors are translated, and queries are logged and counted like any other.
+and PostgreSQL planning the statement (measured in docs/performance.md). ``PreparedGet`` compiles a one-row
+queryset once per process and ``PreparedRows`` a queryset per key (the bounds of a page, say); PostgreSQL plans
+each statement once per connection (psycopg's ``prepare=True``). Every execution still goes through Django's
+cursor wrapper: errors are translated, and queries are logged and counted like any other.
 """
 
 import functools
