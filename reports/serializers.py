@@ -1,24 +1,29 @@
 """Query-parameter serializers (each invalid value is a 400 naming its parameter) and response serializers."""
 
-import re
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from django.http import QueryDict
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from issues.filters import FILTER_MAX_VALUES, distinct_values, label_name_key, split_values, too_many_values
-from issues.models import MAX_ID, Priority, Status
+from issues.filters import FILTER_MAX_VALUES, label_name_key
+from issues.models import Priority, Status
+from issues.params import (
+    DATE_OR_DATETIME_ERROR,
+    distinct_values,
+    parse_id_or_none,
+    parse_window_bound,
+    split_values,
+    too_many_values,
+)
 
 from . import selectors
 
 MAX_LIMIT = 100
 MAX_PERIODS = 1000  # a throughput window holds at most this many periods
 DEFAULT_PERIODS = {"day": 30, "week": 12, "month": 12}  # throughput window when `since` is missing
-DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_PARAM_LENGTH = 100
 
 
@@ -34,7 +39,7 @@ class WindowBoundField(serializers.Field):
     exclusive."""
 
     default_error_messages = {
-        "invalid": "Enter an ISO 8601 date (2026-01-31) or datetime (2026-01-31T12:00:00Z).",
+        "invalid": DATE_OR_DATETIME_ERROR,
         "range": "Date out of range.",
     }
 
@@ -47,21 +52,9 @@ class WindowBoundField(serializers.Field):
         if not isinstance(data, str) or len(data) > MAX_PARAM_LENGTH:
             self.fail("invalid")
         _no_nul(data)
-        value = data.strip()
         try:
-            if DATE_ONLY.match(value):
-                day = parse_date(value)
-                if day is None:
-                    self.fail("invalid")
-                moment = datetime.combine(day, time.min, tzinfo=UTC)
-                return moment + timedelta(days=1) if self.end else moment
-            moment = parse_datetime(value)
-            if moment is None:
-                self.fail("invalid")
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            return moment.astimezone(UTC)
-        except ValueError:  # well formed but impossible, such as 2026-02-30
+            return parse_window_bound(data, end=self.end)
+        except ValueError:  # not a date, or well formed but impossible, such as 2026-02-30
             self.fail("invalid")
         except OverflowError:  # beyond year 9999 once moved to UTC or to the end of the day
             self.fail("range")
@@ -80,6 +73,7 @@ class RepeatableField(serializers.ListField):
     def __init__(self, *, max_values: int, distinct_key: Any = None, **kwargs: Any) -> None:
         kwargs.setdefault("required", False)
         kwargs["max_length"] = max_values  # the schema's maxItems; the check below answers first
+        self.max_values = max_values
         self.distinct_key = distinct_key
         super().__init__(**kwargs)
 
@@ -92,7 +86,7 @@ class RepeatableField(serializers.ListField):
     def to_internal_value(self, data: Any) -> list[Any]:
         if isinstance(data, list):
             data = distinct_values(data, key=self.distinct_key)
-            message = too_many_values(data, self.max_length)
+            message = too_many_values(data, self.max_values)
             if message is not None:
                 raise serializers.ValidationError(message, code="max_values")
         return super().to_internal_value(data)
@@ -110,15 +104,13 @@ class AssigneeParamField(serializers.Field):
 
     default_error_messages = {"invalid": "Enter a user id or 'none'."}
 
-    def to_internal_value(self, data: Any) -> int | str:
+    def to_internal_value(self, data: Any) -> int | Literal["none"]:
         if not isinstance(data, str):
             self.fail("invalid")
-        value = data.strip()
-        if value.lower() == "none":
-            return "none"
-        if not value.isascii() or not value.isdigit() or len(value) > 19 or not 1 <= int(value) <= MAX_ID:
+        try:
+            return parse_id_or_none(data)
+        except ValueError:
             self.fail("invalid")
-        return int(value)
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -158,7 +150,7 @@ class TopAssigneesParamsSerializer(ReportParamsSerializer):
         max_values=FILTER_MAX_VALUES["status"],
         help_text="Count only issues in these statuses (repeatable or comma list).",
     )
-    label = RepeatableField(
+    label = RepeatableField(  # type: ignore[assignment]  # the parameter's name; Field.label is its caption
         child=LabelNameParamField(),
         max_values=FILTER_MAX_VALUES["label"],
         distinct_key=label_name_key,
@@ -175,7 +167,7 @@ class LatencyParamsSerializer(ReportParamsSerializer):
     since = WindowBoundField(help_text="Issues resolved at or after this date/datetime (UTC unless an offset).")
     until = WindowBoundField(end=True, help_text="Issues resolved before this datetime, or up to the end of this date.")
     assignee = AssigneeParamField(required=False, help_text="Only issues assigned to this user id, or `none`.")
-    label = RepeatableField(
+    label = RepeatableField(  # type: ignore[assignment]  # the parameter's name; Field.label is its caption
         child=LabelNameParamField(),
         max_values=FILTER_MAX_VALUES["label"],
         distinct_key=label_name_key,
