@@ -124,7 +124,13 @@ def seed(issues: int, reseed: bool) -> None:
             print(f"reusing {current:,} issues")
             return
         started = time.perf_counter()
-        params = {"users": USERS, "labels": LABELS, "issues": issues, "end": SEED_END, "days": SEED_DAYS}
+        params: dict[str, Any] = {
+            "users": USERS,
+            "labels": LABELS,
+            "issues": issues,
+            "end": SEED_END,
+            "days": SEED_DAYS,
+        }
         with transaction.atomic():
             # The rows are consistent by construction: skip the per-row foreign-key triggers (a superuser
             # setting, local to this transaction), which would otherwise cost more than the inserts.

@@ -216,6 +216,7 @@ def start_py_spy(server: "Server", args: argparse.Namespace, label: str, name: s
     folder = ROOT / "bench" / "results" / "tmp" / "profiles"  # large collapsed stacks, not committed
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{label}-{name}.txt"
+    assert server.proc is not None, "the server is started before it is profiled"
     cmd = [spy, "record", "--pid", str(server.proc.pid), "--subprocesses", "--idle", "--nolineno"]
     cmd += ["--rate", "200", "--format", "raw", "--duration", str(args.duration), "--output", str(path)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), path
@@ -593,7 +594,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     if s100 and "list_first_page" in s100["endpoints"]:
         r = ratio(s100, "list_first_page")
         rps = s100["endpoints"]["list_first_page"]["rps"]
-        rows.append(("list first page, 100k: ≥ 0.7× list floor", f"{r:.2f}×", verdict(r >= 0.7)))
+        if r is not None:
+            rows.append(("list first page, 100k: ≥ 0.7× list floor", f"{r:.2f}×", verdict(r >= 0.7)))
         rows.append(
             (f"list first page, 100k: ≥ {TARGET_LIST_RPS} req/s", f"{rps:.0f} req/s", verdict(rps >= TARGET_LIST_RPS))
         )
@@ -602,8 +604,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         if not size:
             continue
         for name, floor_share in (("detail", 0.4), ("patch", 0.3)):
-            if name in size["endpoints"]:
-                r = ratio(size, name)
+            r = ratio(size, name) if name in size["endpoints"] else None
+            if r is not None:
                 rows.append(
                     (f"{name}, {label}: ≥ {floor_share}× one-query floor", f"{r:.2f}×", verdict(r >= floor_share))
                 )

@@ -4,7 +4,7 @@ The admin is no ladder (docs/security.md): only superusers change who is staff o
 permissions; API tokens are never shown in full, nor searchable by key.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -38,10 +38,12 @@ class IssueAdminForm(forms.ModelForm):
             self.fields["seen_version"].initial = self.instance.version
         # Only active users can be assigned (an issue keeps a since-deactivated assignee until changed).
         active = Q(is_active=True) | Q(pk=self.instance.assignee_id) if self.instance.assignee_id else Q(is_active=True)
-        self.fields["assignee"].queryset = get_user_model().objects.filter(active)
+        assignee = cast(forms.ModelChoiceField, self.fields["assignee"])
+        assignee.queryset = get_user_model().objects.filter(active)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
         seen = cleaned.get("seen_version")
         if self.instance.pk and seen is not None:
             current = Issue.objects.filter(pk=self.instance.pk).values_list("version", flat=True).first()
@@ -52,12 +54,14 @@ class IssueAdminForm(forms.ModelForm):
         return cleaned
 
 
+_EVENT_FIELDS = ("timestamp", "type", "actor", "source", "details")
+
+
 class IssueEventInline(admin.TabularInline):
     model = IssueEvent
     extra = 0
     can_delete = False
-    fields = ["timestamp", "type", "actor", "source", "details"]
-    readonly_fields = fields
+    fields = readonly_fields = _EVENT_FIELDS
     ordering = ["timestamp", "id"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -222,7 +226,7 @@ class UserAdmin(DjangoUserAdmin):
             obj.is_superuser = bool(stored and stored["is_superuser"])
         super().save_model(request, obj, form, change)
 
-    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest) -> bool:
         if lookup.split(LOOKUP_SEP)[0] == "auth_token":
             return False
         return super().lookup_allowed(lookup, value, request)
@@ -261,7 +265,7 @@ def _masked_token_str(token: Token) -> str:
 # ``str(token)`` is the key in DRF; the admin prints ``str(obj)`` in titles, breadcrumbs, messages, its log
 # ("Recent actions") and the list of objects a user's deletion takes along. Masked everywhere instead (the
 # code that hands out a key uses ``token.key``).
-Token.__str__ = _masked_token_str  # type: ignore[method-assign]
+Token.__str__ = _masked_token_str  # type: ignore[method-assign, assignment]
 
 admin.site.unregister(TokenProxy)
 
@@ -292,7 +296,7 @@ class TokenAdmin(DrfTokenAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # view, add and delete only
 
-    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest) -> bool:
         parts = lookup.split(LOOKUP_SEP)
         if parts[0] in {"key", "pk"} or {"key", "password", "auth_token"} & set(parts):
             return False

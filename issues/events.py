@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .models import DONE_STATUSES, EventType, Issue, IssueEvent
 
@@ -54,9 +54,13 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
     return changes
 
 
+# A datetime, or what stands for one: the bulk change passes True for "resolved_at is set" (fastpath/bulk.py).
+_When = TypeVar("_When")
+
+
 def resolved_at_after(
-    old_status: str | None, new_status: str, old_resolved_at: datetime | None, now: datetime
-) -> datetime | None:
+    old_status: str | None, new_status: str, old_resolved_at: _When | None, now: _When
+) -> _When | None:
     """``resolved_at`` after a status change: set on entering resolved/closed from an open state,
     kept while moving between resolved and closed, cleared on reopening."""
     if new_status not in DONE_STATUSES:

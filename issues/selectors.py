@@ -62,7 +62,7 @@ def issue_detail(*, issue_id: int) -> Issue:
     """One issue with its label names, ``comment_count`` and ``first_comments`` (the first
     DETAIL_COMMENT_LIMIT comments, oldest first, with their authors), in one query: the comments are
     aggregated into JSON by a subquery. Raises ``Issue.DoesNotExist``."""
-    issue = _ISSUE_DETAIL.get(issue_id)
+    issue: Any = _ISSUE_DETAIL.get(issue_id)  # with attributes the type checker does not know: annotations and these
     issue.first_comments = [_comment_from_json(issue, row) for row in json.loads(issue.first_comments_json)]
     return issue
 

@@ -9,7 +9,7 @@ cleared on reopening, so a reopened issue leaves the resolved figures until it i
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth import get_user_model
 from django.db.models import (
@@ -61,9 +61,19 @@ class PercentileCont(Aggregate):
         self.fraction = float(fraction)
         super().__init__(expression, **extra)
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
         # The fraction is the first placeholder of the statement, before the expression's and the filter's.
-        sql, params = super().as_sql(compiler, connection, fraction="%s", **extra)
+        sql, params = super().as_sql(
+            compiler, connection, function=function, template=template, arg_joiner=arg_joiner, fraction="%s", **extra
+        )
         return sql, (self.fraction, *params)
 
 
@@ -136,7 +146,7 @@ def resolved_issues(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    assignee: int | str | None = None,
+    assignee: int | Literal["none"] | None = None,
     labels: Sequence[str] = (),
     priorities: Sequence[str] = (),
 ) -> QuerySet[Issue]:

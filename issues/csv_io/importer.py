@@ -83,7 +83,7 @@ def issue_import_csv(
         rows: list[csv_io.ParsedRow] = []
         row_errors: list[csv_io.RowError] = []
         for item in parser:
-            if type(item) is csv_io.ParsedRow:
+            if isinstance(item, csv_io.ParsedRow):
                 rows.append(item)
             else:
                 row_errors.append(item)
@@ -166,8 +166,8 @@ class _ImportWriter:
             by_id.add(pk)
             by_name[username] = pk
         for value in wanted:
-            pk = numeric.get(value)
-            self.user_ids[value] = pk if pk in by_id else by_name.get(value)
+            user_id = numeric.get(value)
+            self.user_ids[value] = user_id if user_id in by_id else by_name.get(value)
 
     def _ensure_labels(self, rows: list[csv_io.ParsedRow]) -> None:
         """Create the batch's missing labels with one labels_ensure call."""

@@ -16,5 +16,5 @@ def remember_labels(issue: Issue, labels: list[Label]) -> None:
     the issue a service returns costs no further query."""
     cached = Label.objects.filter(pk__in=[label.pk for label in labels])
     cached._result_cache = list(labels)
-    cached._prefetch_done = True
-    issue._prefetched_objects_cache = {"labels": cached}
+    cached._prefetch_done = True  # type: ignore[attr-defined]  # Django's private prefetch state
+    issue._prefetched_objects_cache = {"labels": cached}  # type: ignore[attr-defined]

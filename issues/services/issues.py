@@ -98,7 +98,7 @@ def issue_update(
             setattr(issue, field, changes[field])
     new_names = current_names if new_labels is None else [label.name for label in new_labels]
     after = events.snapshot(issue, new_names)
-    issue.label_names_joined = LABEL_SEPARATOR.join(new_names)
+    issue.label_names_joined = LABEL_SEPARATOR.join(new_names)  # type: ignore[attr-defined]  # label_names() reads it
 
     diff = events.diff(before, after)
     if not diff:
