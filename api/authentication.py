@@ -12,14 +12,14 @@ from issues.fastpath.tokens import permission_names, token_user
 class TokenOrBearerAuthentication(TokenAuthentication):
     keywords = ("token", "bearer")
 
-    def authenticate(self, request: Request):  # type: ignore[override]
+    def authenticate(self, request: Request):
         auth = get_authorization_header(request).split()
         if not auth or auth[0].lower().decode(errors="replace") not in self.keywords:
             return None
         self.keyword = auth[0].decode(errors="replace")
         return super().authenticate(request)
 
-    def authenticate_credentials(self, key: str):  # type: ignore[override]
+    def authenticate_credentials(self, key: str):
         # Keys are 40 hex characters; anything else (NUL bytes, huge strings) cannot match and never
         # reaches the database.
         if len(key) > 64 or not key.isalnum() or not key.isascii():

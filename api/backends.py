@@ -44,7 +44,7 @@ class LoginLockoutBackend(AxesStandaloneBackend):
     Every login view of the project (admin, ``/api-auth/login/``, ``POST /api/auth/token``) passes ``request``.
     """
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
     ) -> None:
         if request is None:

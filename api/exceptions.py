@@ -110,6 +110,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         if isinstance(data, list):
             response.data = {"non_field_errors": data}
-    elif isinstance(data, dict) and "detail" in data and "code" not in data:
+    elif (
+        isinstance(data, dict) and "detail" in data and "code" not in data and isinstance(exc, exceptions.APIException)
+    ):
         data["code"] = _code_of(exc)
     return response

@@ -98,7 +98,7 @@ class ApiGuardMiddleware:
             if length > 0:
                 # HttpRequest reads its body through this attribute (documented as the file-like interface
                 # of the request: read(), readline(), iteration); wrapping it checks every reader at once.
-                request._stream = CompleteBodyStream(request._stream, length)  # type: ignore[attr-defined]
+                request._stream = CompleteBodyStream(request._stream, length)  # type: ignore[assignment]
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

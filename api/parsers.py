@@ -1,6 +1,7 @@
 """A JSON parser that answers every malformed body with a 400, never a 500."""
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,7 @@ def _depth_exceeds(value: Any, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(item, dict):
             children = item.values()
         elif isinstance(item, list):
@@ -34,7 +36,7 @@ def _reject_constant(name: str) -> Any:
 class SafeJSONParser(JSONParser):
     """Strict JSON: no NaN/Infinity, nesting at most MAX_JSON_DEPTH, any decoding problem is a ParseError."""
 
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         raw = stream.read() if stream is not None else b""

@@ -19,6 +19,6 @@ class ActionPermission(permissions.BasePermission):
         user = request.user
         if not (user and user.is_authenticated):
             return False
-        action = getattr(view, "action", None) or request.method.lower()
+        action = getattr(view, "action", None) or (request.method or "").lower()
         required = getattr(view, "permission_map", {}).get(action, ())
         return user.has_perms(required)

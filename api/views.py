@@ -1,8 +1,10 @@
 """The platform's own endpoints: the API root, the token endpoint, health, the schema and its docs, and JSON for
 every error Django would otherwise render as HTML under /api/."""
 
+from typing import Any
+
 from django.contrib.auth import authenticate
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -85,7 +87,7 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None) -> J
 class JsonErrorsMixin:
     """The schema and docs views render YAML and HTML; their errors (405, 406, 404) are JSON all the same."""
 
-    def handle_exception(self, exc: Exception) -> JsonResponse:
+    def handle_exception(self, exc: Exception) -> Any:
         response = super().handle_exception(exc)  # type: ignore[misc]
         json_response = JsonResponse(dict(response.data), status=response.status_code)
         for header in ("Allow", "WWW-Authenticate", "Retry-After"):
@@ -106,7 +108,7 @@ class PublicDocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
     permission_classes = [AllowAny]
 
 
-def handler404(request: HttpRequest, exception: Exception) -> JsonResponse:
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_path(request.path_info):
         return api_not_found(request)
     from django.views.defaults import page_not_found
@@ -114,7 +116,7 @@ def handler404(request: HttpRequest, exception: Exception) -> JsonResponse:
     return page_not_found(request, exception)
 
 
-def handler500(request: HttpRequest) -> JsonResponse:
+def handler500(request: HttpRequest) -> HttpResponse:
     if is_api_path(request.path_info):
         return JsonResponse({"detail": "A server error occurred.", "code": "server_error"}, status=500)
     from django.views.defaults import server_error
@@ -122,7 +124,7 @@ def handler500(request: HttpRequest) -> JsonResponse:
     return server_error(request)
 
 
-def handler400(request: HttpRequest, exception: Exception) -> JsonResponse:
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_path(request.path_info):
         return JsonResponse({"detail": "Bad request.", "code": "bad_request"}, status=400)
     from django.views.defaults import bad_request

@@ -156,7 +156,7 @@ class _StreamDigest(_Digest):
         elif self.stream.stream is None or getattr(request, "_read_started", False):
             self.complete = False  # partly read as a stream already: cannot be hashed
         else:
-            request._stream = self.stream  # type: ignore[attr-defined]
+            request._stream = self.stream  # type: ignore[assignment]
 
     def finish(self) -> str | None:
         if not self.complete or self.stream.failed:
@@ -312,7 +312,7 @@ def _run_view(view_self: Any, run: Callable[[], HttpResponseBase]) -> HttpRespon
 
 
 def _idempotent_call(view_self: Any, request: Request, key: str, run: Callable[[], HttpResponseBase]) -> Any:
-    user_id = request.user.pk
+    user_id: int = request.user.pk  # type: ignore[assignment]  # authenticated users only (the decorator checks)
     method = request.method or "POST"
     path = request.path_info.rstrip("/") or "/"
     digest = _digest_for(request)

@@ -37,7 +37,8 @@ class IssueListPaginator(Paginator):
         object_list: Any = self.object_list
         if getattr(object_list, "model", None) is not Issue:
             return super().page(number)
-        rows, digits = None, str(number)
+        rows: Any = None
+        digits = str(number)
         # (the length first: int() refuses strings of more than 4,300 digits with a ValueError)
         prepared = self.whole_list and self.orphans == 0 and digits.isdecimal() and len(digits) <= 4
         if prepared and 1 <= int(digits) <= PREPARED_PAGES:
@@ -53,4 +54,4 @@ class IssueListPaginator(Paginator):
             top = self.count
         if rows is None:
             rows = selectors.issue_page(object_list, bottom, top)
-        return self._get_page(rows, number, self)
+        return self._get_page(rows, number, self)  # type: ignore[attr-defined]  # Django's page factory

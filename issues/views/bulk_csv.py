@@ -14,6 +14,7 @@ from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
 
 from .. import csv_io, services
 from ..idempotency import idempotent
@@ -89,7 +90,7 @@ def import_chunks(request: Request) -> Iterator[bytes]:
     )
 
 
-class BulkAndCsvActions:
+class BulkAndCsvActions(GenericViewSet):
     """``bulk-status``, ``import`` and ``export`` on the issue collection."""
 
     @extend_schema(

@@ -1,10 +1,13 @@
 """What the tracker's views share: path ids, ETags, flags, and the metadata and negotiation of special actions."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
 from ..models import MAX_ID, Issue
@@ -53,8 +56,11 @@ class NoObjectMetadata(SimpleMetadata):
 class JSONErrorsContentNegotiation(BaseContentNegotiation):
     """For the CSV export: errors are always JSON whatever the ``Accept`` header (say ``text/csv``)."""
 
-    def select_parser(self, request: Request, parsers: list) -> Any:
-        return parsers[0] if parsers else None
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
 
-    def select_renderer(self, request: Request, renderers: list, format_suffix: str | None = None) -> tuple:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type

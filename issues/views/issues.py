@@ -64,14 +64,15 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         return partial(IssueListPaginator, unfiltered=self.unfiltered, whole_list=self.whole_list)
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
-        return {
+        classes: dict[str, type[serializers.BaseSerializer]] = {
             "create": IssueCreateInputSerializer,
             "partial_update": IssueUpdateInputSerializer,
             "retrieve": IssueDetailSerializer,
             "labels": LabelsReplaceInputSerializer,
             "comments": CommentInputSerializer,
             "timeline": IssueEventSerializer,
-        }.get(self.action, IssueSerializer)
+        }
+        return classes.get(self.action or "", IssueSerializer)
 
     def check_permissions(self, request: Request) -> None:
         super().check_permissions(request)
