@@ -235,8 +235,8 @@ class IssueEvent(models.Model):
 
 
 class IssueTally(models.Model):
-    """The number of issues, kept by database triggers on PostgreSQL (``Issue.Meta.triggers`` (django-pgtrigger, migration 0009)), so that the unfiltered
-    list's ``count`` reads a few rows instead of running ``COUNT(*)`` over the whole table.
+    """The number of issues, kept by database triggers (``Issue.Meta.triggers``, django-pgtrigger), so that the
+    unfiltered list's ``count`` reads a few rows instead of running ``COUNT(*)`` over the whole table.
 
     Each INSERT, DELETE or TRUNCATE statement on the issue table adds its row count to the slot of the backend
     running it (``pg_backend_pid() % 16``) in the same transaction, so the sum is exact in every
