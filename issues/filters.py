@@ -6,7 +6,7 @@ is a 400 ``{"<parameter>": ["At most N values are allowed."]}``, before any valu
 The reports (``reports/serializers.py``) read their parameters with the same caps.
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +14,11 @@ import django_filters as filters
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
 from django.db.models import Case, Count, Exists, IntegerField, OrderBy, OuterRef, Q, QuerySet, Value, When
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
+from .fastpath.subqueries import DistinctLowerCount
 from .models import MAX_ID, PRIORITY_RANK, Issue, Label, Priority, Status
 from .params import distinct_values, parse_id_or_none, split_values, too_many_values
 
@@ -42,18 +42,6 @@ FILTER_MAX_VALUES: dict[str, int] = {
 def label_name_key(name: str) -> str:
     """What makes two label names the same name: case (as the unique index ``lower(name)`` says)."""
     return name.lower()
-
-
-class DistinctLowerCount(RawSQL):
-    """How many different names ``names`` are once lowered by the database (``lower()``, as the unique index of
-    label names compares them): a constant of the statement, so it adds nothing to GROUP BY."""
-
-    def __init__(self, names: Sequence[str]) -> None:
-        lowered = " UNION ".join(["SELECT LOWER(%s)"] * len(names))
-        super().__init__(f"SELECT COUNT(*) FROM ({lowered}) AS names", list(names), output_field=IntegerField())
-
-    def get_group_by_cols(self) -> list:
-        return []
 
 
 def issues_with_all_labels(issues: QuerySet, names: Iterable[str]) -> QuerySet:

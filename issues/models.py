@@ -173,7 +173,7 @@ class Issue(models.Model):
         return f"#{self.pk} {self.title}"
 
     def label_names(self) -> list[str]:
-        """The names of the issue's labels, ordered ignoring case (the same on every database). Reads the
+        """The names of the issue's labels, ordered ignoring case. Reads the
         ``label_names_joined`` annotation of ``selectors.issue_list`` when present, else ``labels``."""
         if hasattr(self, "label_names_joined"):
             joined = self.label_names_joined
@@ -240,8 +240,7 @@ class IssueTally(models.Model):
 
     Each INSERT, DELETE or TRUNCATE statement on the issue table adds its row count to the slot of the backend
     running it (``pg_backend_pid() % 16``) in the same transaction, so the sum is exact in every
-    snapshot, and concurrent writers mostly touch different rows. Nothing else writes here. Other databases
-    have no triggers and count with ``COUNT(*)``.
+    snapshot, and concurrent writers mostly touch different rows. Nothing else writes here.
     """
 
     slot = models.SmallIntegerField(primary_key=True)

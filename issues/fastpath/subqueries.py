@@ -1,8 +1,11 @@
-"""Correlated subqueries of the hot reads, written out in SQL."""
+"""SQL expressions written out by hand: the correlated subqueries of the hot reads, and the label filter's count of
+distinct lowered names."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Expression, IntegerField, TextField
+from django.db.models.expressions import RawSQL
 
 
 def _check_separator(separator: str) -> None:
@@ -107,3 +110,15 @@ class FirstCommentsJson(CorrelatedSubquery):
             f"ORDER BY c.{quote('created_at')}, c.{quote('id')} LIMIT {self.limit}) c "
             f"LEFT JOIN {user} u ON u.{quote('id')} = c.{quote('author_id')}"
         )
+
+
+class DistinctLowerCount(RawSQL):
+    """How many different names ``names`` are once lowered by the database (``lower()``, as the unique index of
+    label names compares them): a constant of the statement, so it adds nothing to GROUP BY."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        lowered = " UNION ".join(["SELECT LOWER(%s)"] * len(names))
+        super().__init__(f"SELECT COUNT(*) FROM ({lowered}) AS names", list(names), output_field=IntegerField())
+
+    def get_group_by_cols(self) -> list:
+        return []
