@@ -9,7 +9,7 @@ DEMO_USER ?= admin
 DEMO_PASSWORD ?= admin-demo-password
 DEVDB := $(PY) -m devdb
 
-.PHONY: install run demo test lint check bench bench-full clean fuzz e2e db-start db-stop
+.PHONY: install run demo test test-fast lint check bench bench-full clean fuzz e2e db-start db-stop
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,18 @@ $(STAMP): requirements.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+# The development settings every `manage.py` command, the server and the tests read (python-dotenv, in
+# issue_tracker/settings.py): DJANGO_DEBUG=1 and a generated secret key, written once, git-ignored.
+.env:
+	@umask 077; { \
+	echo '# Development settings of this checkout, written by `make install`; git-ignored, never for production.'; \
+	echo '# Read by issue_tracker/settings.py (manage.py, the server, the tests): a variable set in the environment'; \
+	echo '# wins, and with DJANGO_DEBUG=0 in the environment none of this file applies. Delete it to start over.'; \
+	echo 'DJANGO_DEBUG=1'; \
+	echo "DJANGO_SECRET_KEY=dev-$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')"; \
+	} > $@.tmp && mv $@.tmp $@ && echo "wrote $@ (development settings: DJANGO_DEBUG=1, a generated secret key)"
+
+install: $(STAMP) .env
 
 # Shell lines that point DATABASE_URL at the embedded PostgreSQL (devdb/: data in .pgdata/, port EMBEDDED_PG_PORT,
 # default 54329) when it is unset, starting it, and stopping it again on exit unless `make db-start` had started it.
@@ -51,10 +62,10 @@ demo: install
 	$(PY) manage.py seed_demo $(DEMO_ARGS)
 
 # The whole suite (see pytest_on_postgres below: DATABASE_URL, else a throwaway embedded PostgreSQL).
-# pytest with the given arguments on PostgreSQL with REQUIRE_POSTGRES=1: DATABASE_URL if set, else a throwaway
+# pytest with the given arguments on PostgreSQL: DATABASE_URL if set, else a throwaway
 # embedded PostgreSQL (stopped and removed after the run; pytest's exit code is kept).
 define pytest_on_postgres
-@export REQUIRE_POSTGRES=1; if [ -n "$$DATABASE_URL" ]; then \
+@if [ -n "$$DATABASE_URL" ]; then \
 	exec $(PY) -m pytest $(1); \
 else \
 	exec $(DEVDB) throwaway -- $(PY) -m pytest $(1); \
@@ -63,6 +74,10 @@ endef
 
 test: install
 	$(call pytest_on_postgres,$(PYTEST_ARGS))
+
+# Everything but the slow tests (fuzzing, stateful, races, browser, real servers), in under a minute.
+test-fast: install
+	$(call pytest_on_postgres,-m "not slow" -q $(PYTEST_ARGS))
 
 # Keep the embedded PostgreSQL running (data in .pgdata/, port EMBEDDED_PG_PORT, default 54329) for other
 # commands; it prints the DATABASE_URL to export. `make run` then leaves it running.
@@ -87,10 +102,11 @@ fuzz: install
 e2e: install
 	$(call pytest_on_postgres,tests/e2e -q $(PYTEST_ARGS))
 
-# Lint, Django's checks and the migrations check.
+# Lint, types (mypy.ini), Django's checks and the migrations check.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy
 	DJANGO_DEBUG=1 $(PY) manage.py check
 	DJANGO_DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 

@@ -1,8 +1,16 @@
-"""factory_boy factories for the tracker's models."""
+"""factory_boy factories for the tracker's models, and ``make_issues`` for many issues at once.
+
+Issues and comments made without a reporter or author all share one user per test (``shared_user``), so that a
+batch of issues is not a batch of users too."""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from issues.models import Comment, Issue, IssueEvent, Label
 from issues.roles import sync_role_groups
@@ -34,6 +42,15 @@ class UserFactory(factory.django.DjangoModelFactory):
             self.groups.add(Group.objects.get(name=extracted))
 
 
+SHARED_USERNAME = "reporter"
+
+
+def shared_user() -> Any:
+    """The one user every factory-made issue reports and every factory-made comment is written by, unless the
+    test names another: created by the first factory that needs it in a test, reused by the others."""
+    return UserFactory(username=SHARED_USERNAME)
+
+
 class LabelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Label
@@ -50,7 +67,7 @@ class IssueFactory(factory.django.DjangoModelFactory):
 
     title = factory.Sequence(lambda n: f"Issue {n}")
     description = "Steps to reproduce"
-    reporter = factory.SubFactory(UserFactory)
+    reporter = factory.LazyFunction(shared_user)
 
     @factory.post_generation
     def labels(self, create: bool, extracted: list[Label] | None, **kwargs: object) -> None:
@@ -63,7 +80,7 @@ class CommentFactory(factory.django.DjangoModelFactory):
         model = Comment
 
     issue = factory.SubFactory(IssueFactory)
-    author = factory.SubFactory(UserFactory)
+    author = factory.LazyFunction(shared_user)
     body = factory.Faker("sentence")
 
 
@@ -74,3 +91,30 @@ class IssueEventFactory(factory.django.DjangoModelFactory):
     issue = factory.SubFactory(IssueFactory)
     type = "commented"
     details = factory.LazyFunction(dict)
+
+
+def make_issues(
+    n: int, *, label_sets: Sequence[Sequence[Label]] = ((),), assignees: Sequence[Any] = (None,), **fields: Any
+) -> list[int]:
+    """``n`` issues written straight to the table at once (no events), the newest last; their ids, ascending.
+    Issue ``i`` gets ``assignees[i % len(assignees)]`` and the labels ``label_sets[i % len(label_sets)]``; ``fields``
+    go to every issue (the reporter is ``shared_user()`` unless given)."""
+    now = timezone.now()
+    fields.setdefault("reporter", shared_user())
+    issues = Issue.objects.bulk_create(
+        Issue(
+            title=f"Issue {i}",
+            assignee=assignees[i % len(assignees)],
+            created_at=now - timedelta(seconds=n - i),
+            updated_at=now - timedelta(seconds=n - i),
+            **fields,
+        )
+        for i in range(n)
+    )
+    links = Issue.labels.through
+    links.objects.bulk_create(
+        links(issue_id=issue.pk, label_id=label.pk)
+        for i, issue in enumerate(issues)
+        for label in label_sets[i % len(label_sets)]
+    )
+    return sorted(issue.pk for issue in issues)

@@ -9,11 +9,12 @@ As context managers, for any settings::
 
 or as fixtures, made available to a test module by importing them (``from tests.servers import
 nginx_stack_fixture  # noqa: F401``): ``gunicorn`` is the app alone with 2 sync workers, ``nginx_stack`` a pair
-(gunicorn told it is behind one proxy: DJANGO_NUM_PROXIES=1, DJANGO_SECURE_PROXY_SSL_HEADER=1; nginx in front).
+(gunicorn told it is behind one proxy: DJANGO_NUM_PROXIES=1, DJANGO_SECURE_PROXY_SSL_HEADER=1; nginx in front),
+which ``serve_behind_nginx(directory)`` also gives as a context manager.
 
 Tests using them need ``@pytest.mark.django_db(transaction=True)`` (gunicorn only sees committed rows) and
-``@pytest.mark.postgres`` (the test database must be reachable from another process). Without nginx (or
-openssl, for the test certificate) ``nginx_stack`` skips on a developer machine, saying why, and fails in CI.
+``@pytest.mark.slow``. Without nginx (or openssl, for the test certificate) ``nginx_stack`` skips on a developer
+machine, saying why, and fails in CI.
 """
 
 import os
@@ -29,12 +30,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import quote
 
 import pytest
 import requests
 
 from deploy.render_nginx import render
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
@@ -42,11 +45,11 @@ SECRET_KEY = "tests-servers-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz
 BEHIND_PROXY = {"DJANGO_NUM_PROXIES": "1", "DJANGO_SECURE_PROXY_SSL_HEADER": "1"}
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip on a developer machine, saying why; fail in CI (CI=true or 1), where .ci/run installs nginx."""
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail(f"nginx tests cannot run in CI: {reason} (.ci/run installs it)", pytrace=False)
-    pytest.skip(f"{reason}; install Debian's package (`apt-get install nginx`) to run the nginx tests")
+    helpers.unavailable(
+        "nginx tests", reason, "install Debian's package (`apt-get install nginx`) to run the nginx tests"
+    )
 
 
 def nginx_binary() -> str | None:
@@ -61,12 +64,11 @@ def free_port() -> int:
 
 
 def database_url() -> str:
-    """DATABASE_URL of the database this test process uses (pytest-django's test database once it is set up)."""
+    """DATABASE_URL of the database this test process uses (pytest-django's test database once it is set up):
+    for a server in another process, or for a second connection of this one (``psycopg.connect``)."""
     from django.db import connection
 
     settings = connection.settings_dict
-    if connection.vendor != "postgresql":
-        raise RuntimeError(f"a server in another process needs PostgreSQL, not {connection.vendor}")
     user = quote(settings.get("USER") or "", safe="")
     password = quote(settings.get("PASSWORD") or "", safe="")
     credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
@@ -319,6 +321,18 @@ def wait_listening(proc: subprocess.Popen, ports: list[int], timeout: float = 10
     return False
 
 
+@contextmanager
+def serve_behind_nginx(directory: Path) -> Iterator[tuple[GunicornServer, NginxServer]]:
+    """gunicorn (2 sync workers, told it is behind one proxy) and nginx in front of it, logs in ``directory``."""
+    if nginx_binary() is None:
+        unavailable("nginx is not installed (no nginx on PATH or at /usr/sbin/nginx)")
+    with (
+        gunicorn_server(workers=2, extra_env=BEHIND_PROXY, directory=directory / "gunicorn") as app,
+        nginx_server(app.address, directory=directory / "nginx") as proxy,
+    ):
+        yield app, proxy
+
+
 @pytest.fixture(name="gunicorn")
 def gunicorn_fixture(django_db_setup: None, tmp_path: Path) -> Iterator[GunicornServer]:
     """The production app alone: gunicorn, 2 sync workers, on a free port."""
@@ -329,10 +343,5 @@ def gunicorn_fixture(django_db_setup: None, tmp_path: Path) -> Iterator[Gunicorn
 @pytest.fixture(name="nginx_stack")
 def nginx_stack_fixture(django_db_setup: None, tmp_path: Path) -> Iterator[tuple[GunicornServer, NginxServer]]:
     """gunicorn (2 sync workers, told it is behind one proxy) and nginx in front of it."""
-    if nginx_binary() is None:
-        unavailable("nginx is not installed (no nginx on PATH or at /usr/sbin/nginx)")
-    with (
-        gunicorn_server(workers=2, extra_env=BEHIND_PROXY, directory=tmp_path / "gunicorn") as app,
-        nginx_server(app.address, directory=tmp_path / "nginx") as proxy,
-    ):
-        yield app, proxy
+    with serve_behind_nginx(tmp_path) as pair:
+        yield pair

@@ -8,10 +8,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from django.db import connections
+
+from tests import helpers
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 CHROMIUM_FLAGS = [
@@ -31,10 +33,10 @@ def chromium_path() -> str | None:
     return next((path for path in candidates if path and os.access(path, os.X_OK)), None)
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail(f"browser tests cannot run in CI: {reason} (.ci/run installs it)", pytrace=False)
-    pytest.skip(f"{reason}; install Debian's chromium and `pip install -r requirements.txt` to run them")
+def unavailable(reason: str) -> NoReturn:
+    helpers.unavailable(
+        "browser tests", reason, "install Debian's chromium and `pip install -r requirements.txt` to run them"
+    )
 
 
 @pytest.fixture

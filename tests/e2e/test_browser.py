@@ -9,6 +9,7 @@ import pytest
 
 from issues.models import Issue
 from tests.factories import IssueFactory, UserFactory
+from tests.helpers import privileges
 
 pytestmark = [pytest.mark.slow]
 
@@ -136,16 +137,6 @@ def admin_login(page: Any, live_server: Any, username: str, password: str, next_
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_url(re.compile(rf".*{re.escape(next_url)}$"))
-
-
-def privileges(user: Any) -> tuple:
-    user.refresh_from_db()
-    return (
-        user.is_staff,
-        user.is_superuser,
-        sorted(user.groups.values_list("name", flat=True)),
-        sorted(user.user_permissions.values_list("codename", flat=True)),
-    )
 
 
 def assert_privileges_not_editable(page: Any) -> None:

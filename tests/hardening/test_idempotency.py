@@ -2,10 +2,7 @@
 first answer and writes nothing; another request with the key is a 422; keys are per user and expire; and
 32 concurrent requests with one key, over real HTTP, write once."""
 
-import io
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -15,16 +12,15 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from issues import idempotency
 from issues.models import Comment, IdempotencyRecord, Issue, IssueEvent, Label
-from tests.conftest import make_client
 from tests.factories import IssueFactory, UserFactory
+from tests.helpers import IMPORT_URL as IMPORT
+from tests.helpers import auth_header, csv_text, make_client, multipart_body, post_csv, released_together, upload_csv
 
 ISSUES = "/api/issues"
-IMPORT = "/api/issues/import"
 REPLAYED = "Idempotent-Replayed"
 
 
@@ -37,16 +33,8 @@ def post_json(client, path: str, body, idem: str | None = None, **extra):
 
 
 def csv_bytes(rows: int, prefix: str = "Row") -> bytes:
-    lines = ["title,priority,labels"] + [f"{prefix} {i},high,imported" for i in range(rows)]
-    return ("\n".join(lines) + "\n").encode()
-
-
-def multipart(content: bytes, boundary: str) -> bytes:
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="issues.csv"\r\n'
-        "Content-Type: text/csv\r\n\r\n"
-    )
-    return head.encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    cells = [[f"{prefix} {i}", "high", "imported"] for i in range(rows)]
+    return csv_text(cells, header=["title", "priority", "labels"]).encode()
 
 
 def assert_replay(first, again) -> None:
@@ -251,17 +239,15 @@ def test_a_conflict_is_not_stored_and_a_retry_runs_again(maintainer_client):
 @pytest.mark.django_db
 def test_raw_csv_import_replay_returns_the_same_counts_and_creates_nothing(maintainer_client):
     body = csv_bytes(25) + b",,\n"  # 25 rows and one invalid (no title)
-    first = maintainer_client.generic("POST", IMPORT, body, content_type="text/csv", **key("import-1"))
+    first = post_csv(maintainer_client, body, **key("import-1"))
     assert first.status_code == 200, first.content
     assert (first.json()["created"], first.json()["failed"]) == (25, 1)
-    again = maintainer_client.generic("POST", IMPORT, body, content_type="text/csv", **key("import-1"))
+    again = post_csv(maintainer_client, body, **key("import-1"))
     assert_replay(first, again)
     assert Issue.objects.count() == 25
-    other = maintainer_client.generic(
-        "POST", IMPORT, csv_bytes(25, "Other"), content_type="text/csv", **key("import-1")
-    )
+    other = post_csv(maintainer_client, csv_bytes(25, "Other"), **key("import-1"))
     assert other.status_code == 422
-    dry = maintainer_client.generic("POST", IMPORT + "?dry_run=true", body, content_type="text/csv", **key("import-1"))
+    dry = post_csv(maintainer_client, body, "?dry_run=true", **key("import-1"))
     assert dry.status_code == 422
     assert Issue.objects.count() == 25
 
@@ -272,24 +258,22 @@ def test_multipart_import_is_compared_by_file_content_not_boundary(maintainer_cl
     first = maintainer_client.generic(
         "POST",
         IMPORT,
-        multipart(content, "first-boundary"),
+        multipart_body(content, "first-boundary"),
         "multipart/form-data; boundary=first-boundary",
         **key("up"),
     )
     assert first.status_code == 200 and first.json()["created"] == 10
     again = maintainer_client.generic(
-        "POST", IMPORT, multipart(content, "BOUNDARY-2"), "multipart/form-data; boundary=BOUNDARY-2", **key("up")
+        "POST", IMPORT, multipart_body(content, "BOUNDARY-2"), "multipart/form-data; boundary=BOUNDARY-2", **key("up")
     )
     assert_replay(first, again)
     changed = maintainer_client.generic(
-        "POST", IMPORT, multipart(content + b"One more,,\n", "b3"), "multipart/form-data; boundary=b3", **key("up")
+        "POST", IMPORT, multipart_body(content + b"One more,,\n", "b3"), "multipart/form-data; boundary=b3", **key("up")
     )
     assert changed.status_code == 422
     assert Issue.objects.count() == 10
     # the test client's own multipart encoding, another key: a new import
-    upload = io.BytesIO(content)
-    upload.name = "issues.csv"
-    fresh = maintainer_client.post(IMPORT, {"file": upload}, format="multipart", **key("up-2"))
+    fresh = upload_csv(maintainer_client, content, **key("up-2"))
     assert fresh.status_code == 200 and REPLAYED not in fresh.headers
     assert Issue.objects.count() == 20
 
@@ -304,7 +288,7 @@ def test_multipart_parsed_by_the_csrf_check_of_a_session_login_is_compared_by_co
     answers = []
     for boundary in ("one", "two"):
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="csrfmiddlewaretoken"\r\n\r\n{token}\r\n'
-        body = head.encode() + multipart(csv_bytes(5), boundary)
+        body = head.encode() + multipart_body(csv_bytes(5), boundary)
         answers.append(
             client.generic("POST", IMPORT, body, f"multipart/form-data; boundary={boundary}", **key("session"))
         )
@@ -316,13 +300,11 @@ def test_multipart_parsed_by_the_csrf_check_of_a_session_login_is_compared_by_co
 @pytest.mark.django_db
 def test_an_import_refused_before_reading_the_body_is_stored_for_that_body(maintainer_client):
     body = csv_bytes(3)
-    first = maintainer_client.generic("POST", IMPORT + "?dry_run=maybe", body, content_type="text/csv", **key("bad"))
+    first = post_csv(maintainer_client, body, "?dry_run=maybe", **key("bad"))
     assert first.status_code == 400 and "dry_run" in first.json()
-    again = maintainer_client.generic("POST", IMPORT + "?dry_run=maybe", body, content_type="text/csv", **key("bad"))
+    again = post_csv(maintainer_client, body, "?dry_run=maybe", **key("bad"))
     assert_replay(first, again)
-    other_body = maintainer_client.generic(
-        "POST", IMPORT + "?dry_run=maybe", csv_bytes(4), content_type="text/csv", **key("bad")
-    )
+    other_body = post_csv(maintainer_client, csv_bytes(4), "?dry_run=maybe", **key("bad"))
     assert other_body.status_code == 422
     assert not Issue.objects.exists()
 
@@ -332,7 +314,7 @@ def test_an_import_too_large_is_not_stored(maintainer_client, settings):
     body = csv_bytes(50)
     settings.IMPORT_MAX_BYTES = len(body) - 1
     for _ in range(2):
-        response = maintainer_client.generic("POST", IMPORT, body, content_type="text/csv", **key("big"))
+        response = post_csv(maintainer_client, body, **key("big"))
         assert response.status_code == 413 and REPLAYED not in response.headers
     assert not IdempotencyRecord.objects.exists()
     assert not Issue.objects.exists()
@@ -372,31 +354,13 @@ def test_schema_documents_the_header_and_its_answers():
         assert {"400", "409", "422"} <= set(responses)
 
 
-# --- concurrency over real HTTP (PostgreSQL) ----------------------------------------------------------------
+# --- concurrency over real HTTP -----------------------------------------------------------------------------
 
 
-def released_together(n: int, call):
-    """Run ``call(i)`` in ``n`` threads that start at the same instant; return the results in order."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int):
-        barrier.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
-
-
-def token_header(username: str, role: str) -> dict[str, str]:
-    user = UserFactory(username=username, role=role)
-    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
-
-
-@pytest.mark.postgres(reason="advisory locks, concurrent requests")
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_32_concurrent_creates_with_one_key_create_one_issue(live_server):
-    auth = token_header("racer", "member")
+    auth = auth_header(UserFactory(username="racer", role="member"))
     headers = {**auth, "Idempotency-Key": "race-create"}
     url = f"{live_server.url}/api/issues"
 
@@ -412,11 +376,10 @@ def test_32_concurrent_creates_with_one_key_create_one_issue(live_server):
     assert IdempotencyRecord.objects.count() == 1
 
 
-@pytest.mark.postgres(reason="advisory locks, concurrent requests")
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_32_concurrent_imports_with_one_key_create_the_rows_once(live_server):
-    auth = token_header("importer", "maintainer")
+    auth = auth_header(UserFactory(username="importer", role="maintainer"))
     body = csv_bytes(200)
     headers = {**auth, "Idempotency-Key": "race-import", "Content-Type": "text/csv"}
     url = f"{live_server.url}/api/issues/import"
@@ -433,12 +396,11 @@ def test_32_concurrent_imports_with_one_key_create_the_rows_once(live_server):
     assert Label.objects.count() == 1
 
 
-@pytest.mark.postgres(reason="advisory locks, concurrent requests")
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_key_held_past_the_wait_is_409_in_use(live_server, monkeypatch):
     user = UserFactory(username="waiter", role="member")
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}", "Idempotency-Key": "held"}
+    headers = {**auth_header(user), "Idempotency-Key": "held"}
     monkeypatch.setattr(idempotency, "LOCK_WAIT_SECONDS", 0.3)
     with transaction.atomic(), connection.cursor() as cursor:
         # this connection holds the key's lock, as a first request still running would

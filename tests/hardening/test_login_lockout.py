@@ -141,7 +141,8 @@ def test_token_throttle_and_lockout_cooperate(alice, settings) -> None:
     """The token endpoint's own throttle answers first when it is the stricter one; throttled requests never
     reach authenticate(), so they count no failure. Both answers are JSON."""
     cache.clear()
-    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": f"{LIMIT - 2}/minute"}
+    # Hours: the throttle counts in fixed windows, and a minute's could end between two of these requests.
+    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": f"{LIMIT - 2}/hour"}
     attacker = APIClient(REMOTE_ADDR=ATTACKER)
     statuses = [token_login(attacker, "alice", "wrong").status_code for _ in range(LIMIT + 2)]
     throttled = token_login(attacker, "alice", "wrong")
@@ -150,7 +151,7 @@ def test_token_throttle_and_lockout_cooperate(alice, settings) -> None:
     assert AccessAttempt.objects.get(ip_address=ATTACKER).failures_since_start == LIMIT - 2
 
     cache.clear()
-    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": f"{LIMIT * 4}/minute"}
+    settings.THROTTLE_RATES = {"anon": None, "user": None, "auth": f"{LIMIT * 4}/hour"}
     statuses = [token_login(attacker, "alice", "wrong").status_code for _ in range(3)]
     assert statuses == [400, 429, 429]
     assert_json_lockout(token_login(attacker, "alice", PASSWORD))

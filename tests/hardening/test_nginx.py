@@ -20,25 +20,17 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
 from tests.factories import IssueFactory, UserFactory
+from tests.helpers import token_key
 from tests.servers import (
-    BEHIND_PROXY,
     GunicornServer,
     NginxServer,
-    gunicorn_server,
-    nginx_binary,
-    nginx_server,
     nginx_stack_fixture,  # noqa: F401 - the nginx_stack fixture, for the test that stops gunicorn
-    unavailable,
+    serve_behind_nginx,
 )
 
-pytestmark = [
-    pytest.mark.postgres(reason="a test database that gunicorn, another process, can reach"),
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SLOW_CLIENTS = 10
 SAMPLES = 15  # sequential requests per endpoint in a row
@@ -48,21 +40,15 @@ SIEGES = 2  # rows measured with slow clients, between SIEGES + 1 rows without
 @pytest.fixture(scope="module")
 def stack(django_db_setup, tmp_path_factory) -> Iterator[tuple[GunicornServer, NginxServer]]:
     """One gunicorn (2 sync workers) + nginx for the tests that leave both running (rows are per test)."""
-    if nginx_binary() is None:
-        unavailable("nginx is not installed (no nginx on PATH or at /usr/sbin/nginx)")
-    directory = tmp_path_factory.mktemp("stack")
-    with (
-        gunicorn_server(workers=2, extra_env=BEHIND_PROXY, directory=directory / "gunicorn") as app,
-        nginx_server(app.address, directory=directory / "nginx") as proxy,
-    ):
-        yield app, proxy
+    with serve_behind_nginx(tmp_path_factory.mktemp("stack")) as pair:
+        yield pair
 
 
 @pytest.fixture
 def token() -> str:
     user = UserFactory(username="nginx-member", role="member")
     IssueFactory.create_batch(25, reporter=user)  # more than a page: the list has a `next` link
-    return Token.objects.create(user=user).key
+    return token_key(user)
 
 
 class Slowloris:
@@ -150,7 +136,7 @@ def raw_request(proxy: NginxServer, data: bytes) -> tuple[int, dict[str, str], b
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
 
-def assert_json_error(status: int, headers, body: bytes, expected_status: int, code: str) -> dict:
+def assert_json_answer(status: int, headers, body: bytes, expected_status: int, code: str) -> dict:
     assert status == expected_status, (status, body[:300])
     assert headers["content-type"] == "application/json", headers
     payload = json.loads(body)
@@ -221,18 +207,18 @@ def test_oversized_requests_get_json_from_nginx(stack, token):
 
     # (b) a 20 KB URL
     response = session.get(f"{proxy.https_url}/api/issues?q={'x' * 20_000}", timeout=10)
-    assert_json_error(response.status_code, response.headers, response.content, 414, "request_uri_too_long")
+    assert_json_answer(response.status_code, response.headers, response.content, 414, "request_uri_too_long")
     # (c) a 64 KB header
     response = session.get(f"{proxy.https_url}/api/health", headers={"X-Big": "x" * 65_536}, timeout=10)
-    assert_json_error(response.status_code, response.headers, response.content, 431, "request_header_too_large")
+    assert_json_answer(response.status_code, response.headers, response.content, 431, "request_header_too_large")
     # (d) a body over the 1 MB limit: refused on its Content-Length, before a byte of it is read
     head = f"POST /api/issues HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {token}\r\n"
     status, headers, body = raw_request(proxy, f"{head}Content-Length: 2000000\r\n\r\n".encode())
-    assert_json_error(status, headers, body, 413, "request_too_large")
+    assert_json_answer(status, headers, body, 413, "request_too_large")
     # ... and one over the import's 20 MB
     head = head.replace("/api/issues ", "/api/issues/import ")
     status, headers, body = raw_request(proxy, f"{head}Content-Length: {20 * 1024 * 1024 + 1}\r\n\r\n".encode())
-    assert_json_error(status, headers, body, 413, "request_too_large")
+    assert_json_answer(status, headers, body, 413, "request_too_large")
     # A 2 MB import body is within the import's limit: it reaches Django (a member may not import: 403).
     response = session.post(
         f"{proxy.https_url}/api/issues/import",
@@ -240,7 +226,7 @@ def test_oversized_requests_get_json_from_nginx(stack, token):
         data=b"title\n" + b"x" * (2 * 1024 * 1024),
         timeout=30,
     )
-    assert_json_error(response.status_code, response.headers, response.content, 403, "permission_denied")
+    assert_json_answer(response.status_code, response.headers, response.content, 403, "permission_denied")
 
     # No gap between nginx's limits and gunicorn's (whose refusals are plain text): around nginx's 8 KB, a URL or
     # a header line either reaches Django or is refused by nginx, in JSON both ways; so do 300 small headers.
@@ -300,5 +286,5 @@ def test_upstream_down_is_a_json_502(nginx_stack, token):
         response = session.request(
             method, f"{proxy.https_url}{path}", headers={"Authorization": f"Token {token}"}, json={}, timeout=10
         )
-        assert_json_error(response.status_code, response.headers, response.content, 502, "bad_gateway")
+        assert_json_answer(response.status_code, response.headers, response.content, 502, "bad_gateway")
         assert response.headers["Retry-After"] == "5"

@@ -27,9 +27,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from issues import services
-from tests.conftest import make_client
 from tests.factories import UserFactory
 from tests.hardening.conftest import FUZZ_STATS
+from tests.helpers import auth_header
 
 KEY_CASES = itertools.count()
 
@@ -66,12 +66,10 @@ def seeded(db, keep_test_connection: None, fuzz_role: str) -> dict[str, Any]:
         )
         services.comment_create(issue_id=issue.pk, author=other, body=f"comment {n}")
         issue_ids.append(issue.pk)
-    client = make_client(user)
-    token = client._credentials["HTTP_AUTHORIZATION"]
     from issues.models import Label
 
     TARGETS.update(issues=issue_ids, labels=list(Label.objects.values_list("pk", flat=True)), users=[user.pk, other.pk])
-    return {"headers": {"Authorization": token}}
+    return {"headers": auth_header(user)}
 
 
 def load_schema() -> Any:

@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from issues.models import DONE_STATUSES, Comment, Issue, IssueEvent, Label
-from tests.conftest import make_client
 from tests.factories import UserFactory
 from tests.hardening.conftest import STATEFUL_STATS
+from tests.helpers import make_client
 
 STATEFUL_EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "30"))
 STATEFUL_STEPS = int(os.environ.get("STATEFUL_STEPS", "30"))

@@ -9,8 +9,8 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from api.throttling import parse_rate
-from tests.conftest import make_client
 from tests.factories import UserFactory
+from tests.helpers import make_client
 
 
 @pytest.fixture

@@ -4,10 +4,20 @@ import re
 
 import pytest
 
-from issues.models import Issue, IssueEvent, Label
+from issues.models import Comment, Issue, IssueEvent, Label
 from tests.factories import IssueFactory, LabelFactory
+from tests.helpers import privileges
 
 pytestmark = pytest.mark.django_db
+
+
+# The issue form's inline of events, empty (its management form).
+NO_EVENTS = {
+    "events-TOTAL_FORMS": "0",
+    "events-INITIAL_FORMS": "0",
+    "events-MIN_NUM_FORMS": "0",
+    "events-MAX_NUM_FORMS": "1000",
+}
 
 
 def admin_form(issue: Issue, **changes) -> dict:
@@ -19,10 +29,7 @@ def admin_form(issue: Issue, **changes) -> dict:
         "assignee": issue.assignee_id or "",
         "labels": [label.pk for label in issue.labels.all()],
         "seen_version": issue.version,
-        "events-TOTAL_FORMS": "0",
-        "events-INITIAL_FORMS": "0",
-        "events-MIN_NUM_FORMS": "0",
-        "events-MAX_NUM_FORMS": "1000",
+        **NO_EVENTS,
     }
     data.update(changes)
     return data
@@ -80,10 +87,7 @@ def test_admin_add_records_created_event(client, staff):
         "priority": "low",
         "assignee": "",
         "labels": [],
-        "events-TOTAL_FORMS": "0",
-        "events-INITIAL_FORMS": "0",
-        "events-MIN_NUM_FORMS": "0",
-        "events-MAX_NUM_FORMS": "1000",
+        **NO_EVENTS,
     }
     response = client.post("/admin/issues/issue/add/", data)
     assert response.status_code == 302, response.content[:2000]
@@ -104,6 +108,25 @@ def test_admin_label_delete_records_events(client, staff):
     assert issue.version == 2
     event = IssueEvent.objects.get(issue=issue)
     assert (event.type, event.source, event.details) == ("labels_changed", "admin", {"added": [], "removed": ["gone"]})
+
+
+def test_admin_refuses_label_names_with_separators(client, staff):
+    client.force_login(staff)
+    response = client.post("/admin/issues/label/add/", {"name": "a,b", "color": "#cccccc"})
+    assert response.status_code == 200  # the form comes back with the error
+    assert not Label.objects.exists()
+
+
+def test_admin_comment_event_has_source_admin_and_comments_cannot_be_deleted(client, staff):
+    client.force_login(staff)
+    issue = IssueFactory()
+    response = client.post("/admin/issues/comment/add/", {"issue": issue.pk, "body": "from the admin"})
+    assert response.status_code == 302
+    event = IssueEvent.objects.get(issue=issue)
+    assert (event.type, event.source) == ("commented", "admin")
+    comment = Comment.objects.get()
+    assert client.post(f"/admin/issues/comment/{comment.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Comment.objects.filter(pk=comment.pk).exists()
 
 
 # --- The admin is no ladder: privileges are changed by superusers only ------------------------------------------
@@ -133,16 +156,6 @@ def user_form(user, **changes) -> dict:
     }
     data.update(changes)
     return data
-
-
-def privileges(user) -> tuple:
-    user.refresh_from_db()
-    return (
-        user.is_staff,
-        user.is_superuser,
-        sorted(user.groups.values_list("name", flat=True)),
-        sorted(user.user_permissions.values_list("codename", flat=True)),
-    )
 
 
 def escalation(**extra) -> dict:

@@ -4,19 +4,11 @@ import pytest
 
 from issues.models import Issue
 from tests.factories import CommentFactory, IssueFactory, LabelFactory
+from tests.helpers import READ_PATHS
 
 pytestmark = pytest.mark.django_db
 
-PAGES = [
-    "/api/",
-    "/api/issues",
-    "/api/issues/{issue}",
-    "/api/issues/{issue}/comments",
-    "/api/issues/{issue}/timeline",
-    "/api/labels",
-    "/api/labels/{label}",
-    "/api/users",
-]
+PAGES = ["/api/", *READ_PATHS]
 
 
 @pytest.mark.parametrize("path", PAGES)

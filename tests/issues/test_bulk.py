@@ -1,33 +1,18 @@
 """POST/PUT /api/issues/bulk-status: all or nothing, per-item errors, 409 for stale versions, constant queries,
-and no deadlock or lost update under real concurrency (PostgreSQL)."""
+and no deadlock or lost update under real concurrency."""
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from issues.models import EventType, Issue, IssueEvent, Source, Status
-from tests.conftest import make_client
-from tests.factories import UserFactory
+from tests.factories import UserFactory, make_issues
+from tests.helpers import db_state, make_client, run_together
 
 URL = "/api/issues/bulk-status"
-
-
-def make_issues(n: int, **fields) -> list[int]:
-    """``n`` issues written straight to the table, ids ascending."""
-    now = timezone.now()
-    issues = Issue.objects.bulk_create(
-        Issue(title=f"Issue {i}", created_at=now, updated_at=now, **fields) for i in range(n)
-    )
-    return sorted(issue.pk for issue in issues)
-
-
-def db_state() -> tuple[list[dict], list[dict]]:
-    issues = list(Issue.objects.order_by("pk").values())
-    events = list(IssueEvent.objects.order_by("pk").values())
-    return issues, events
 
 
 @pytest.mark.parametrize("method", ["post", "put"])
@@ -219,10 +204,7 @@ def test_bulk_answers_with_and_without_trailing_slash(maintainer_client):
 
 
 def test_bulk_query_count_does_not_grow_with_items(maintainer_client):
-    from django.test.utils import CaptureQueriesContext
-
-    # SQLite: Django splits an INSERT at 999 variables (166 events), so compare sizes that fit one INSERT there.
-    big = 1000 if connection.vendor == "postgresql" else 160
+    big = 1000
     small_ids = make_issues(10)
     big_ids = make_issues(big)
     maintainer_client.get("/api/issues?page_size=1")  # warm the user's permission cache path
@@ -239,34 +221,9 @@ def test_bulk_query_count_does_not_grow_with_items(maintainer_client):
     assert IssueEvent.objects.count() == 10 + big
 
 
-# --- real concurrency (PostgreSQL) -----------------------------------------------------------------------
+# --- real concurrency -----------------------------------------------------------------------------------
 
 
-def _run_threads(*targets) -> None:
-    barrier = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def wrap(target):
-        def run():
-            try:
-                barrier.wait(timeout=10)
-                target()
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                connection.close()
-
-        return run
-
-    threads = [threading.Thread(target=wrap(target)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-
-
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_overlapping_bulks_in_opposite_orders_never_deadlock_and_serialise(transactional_db):
     user = UserFactory(username="bulk-maintainer", role="maintainer")
@@ -289,7 +246,7 @@ def test_overlapping_bulks_in_opposite_orders_never_deadlock_and_serialise(trans
             body = [{"id": pk, "status": status_b} for pk in b_ids]
             answers["b"] = client_b.put(URL, body, format="json").status_code
 
-        _run_threads(run_a, run_b)
+        run_together(run_a, run_b)
         assert answers == {"a": 200, "b": 200}, (round_no, answers)
 
         after = {pk: (s, v) for pk, s, v in Issue.objects.values_list("pk", "status", "version")}
@@ -311,7 +268,6 @@ def test_overlapping_bulks_in_opposite_orders_never_deadlock_and_serialise(trans
     assert IssueEvent.objects.filter(type=EventType.STATUS_CHANGED, source=Source.BULK).count() == changes
 
 
-@pytest.mark.postgres
 @pytest.mark.slow
 def test_bulk_racing_a_patch_loses_no_update(transactional_db):
     user = UserFactory(username="race-maintainer", role="maintainer")
@@ -339,7 +295,7 @@ def test_bulk_racing_a_patch_loses_no_update(transactional_db):
                 version = response.json()["current_version"]
             answers["patch"] = codes
 
-        _run_threads(run_bulk, run_patch)
+        run_together(run_bulk, run_patch)
         assert answers["bulk"] == 200
         assert answers["patch"][-1] == 200, answers
         assert all(code in (200, 409) for code in answers["patch"])

@@ -1,9 +1,6 @@
 """GET /api/issues/export: streamed CSV with the list's filters, formula cells escaped, and an export that
 imports back unchanged."""
 
-import csv
-import io
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -11,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from issues import csv_io
 from issues.models import Issue, IssueEvent, Label
 from tests.factories import IssueFactory, LabelFactory, UserFactory
+from tests.helpers import post_csv, streamed_csv_rows
 
 URL = "/api/issues/export"
 
@@ -18,8 +16,7 @@ URL = "/api/issues/export"
 def export(client, query: str = "") -> tuple[object, list[dict[str, str]]]:
     response = client.get(URL + query)
     assert response.status_code == 200, response.content
-    text = b"".join(response.streaming_content).decode("utf-8")
-    return response, list(csv.DictReader(io.StringIO(text, newline="")))
+    return response, streamed_csv_rows(response)
 
 
 def test_export_streams_csv_with_all_columns(viewer_client):
@@ -123,7 +120,7 @@ def test_export_then_import_into_an_empty_database_reproduces_every_issue(mainta
     IssueEvent.objects.all().delete()
     Issue.objects.all().delete()
     Label.objects.all().delete()
-    imported = maintainer_client.generic("POST", "/api/issues/import", body, content_type="text/csv")
+    imported = post_csv(maintainer_client, body)
 
     assert imported.status_code == 200, imported.content
     data = imported.json()

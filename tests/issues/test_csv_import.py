@@ -1,9 +1,6 @@
 """POST /api/issues/import: streamed CSV, per-row validation with line numbers, partial success, all-or-nothing
 for encoding, header and size problems, dry runs, and rows the database refuses."""
 
-import csv
-import io
-
 import pytest
 from django.db import connection
 
@@ -11,39 +8,7 @@ from issues import csv_io, services
 from issues.csv_io import importer
 from issues.models import EventType, Issue, IssueEvent, Label, Source, Status
 from tests.factories import LabelFactory, UserFactory
-
-URL = "/api/issues/import"
-HEADER = ["title", "description", "status", "priority", "assignee", "labels"]
-
-
-def csv_text(rows: list[list[str]], header: list[str] = HEADER) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
-
-
-def post_raw(client, body: bytes | str, query: str = ""):
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    return client.generic("POST", URL + query, body, content_type="text/csv")
-
-
-def post_file(client, body: bytes | str, query: str = "", name: str = "issues.csv"):
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    upload = io.BytesIO(body)
-    upload.name = name
-    return client.post(URL + query, {"file": upload}, format="multipart")
-
-
-def db_state() -> tuple[list[dict], list[dict], list[dict]]:
-    return (
-        list(Issue.objects.order_by("pk").values()),
-        list(IssueEvent.objects.order_by("pk").values()),
-        list(Label.objects.order_by("pk").values()),
-    )
+from tests.helpers import IMPORT_HEADER, IMPORT_URL, csv_text, db_state, post_csv, upload_csv
 
 
 @pytest.fixture
@@ -52,7 +17,7 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(importer, "IMPORT_BATCH_SIZE", 7)
 
 
-@pytest.mark.parametrize("post", [post_raw, post_file], ids=["text-csv", "multipart"])
+@pytest.mark.parametrize("post", [post_csv, upload_csv], ids=["text-csv", "multipart"])
 def test_import_creates_issues_with_labels_assignee_and_created_event(maintainer_client, maintainer, post):
     alice = UserFactory(username="alice")
     bob = UserFactory(username="bob")
@@ -95,7 +60,7 @@ def test_import_creates_issues_with_labels_assignee_and_created_event(maintainer
 def test_import_header_is_trimmed_case_insensitive_any_order_and_lists_unknown_columns(maintainer_client):
     body = csv_text([["high", "Reordered", "x", "1"]], header=[" Priority", "TITLE ", "Colour", "id"])
 
-    response = post_raw(maintainer_client, body)
+    response = post_csv(maintainer_client, body)
 
     assert response.status_code == 200, response.content
     assert response.json()["ignored_columns"] == ["Colour", "id"]
@@ -105,7 +70,7 @@ def test_import_header_is_trimmed_case_insensitive_any_order_and_lists_unknown_c
 
 def test_import_1000_rows_with_every_kind_of_bad_row_creates_exactly_the_good_ones(maintainer_client, small_batches):
     alice = UserFactory(username="alice")
-    lines = [",".join(HEADER)]
+    lines = [",".join(IMPORT_HEADER)]
     expected_errors: dict[int, str] = {}
     good_titles: list[str] = []
 
@@ -146,7 +111,7 @@ def test_import_1000_rows_with_every_kind_of_bad_row_creates_exactly_the_good_on
             line_no += lines[-1].count("\n")  # a quoted newline makes the record two lines long
     body = "\n".join(lines) + "\n"
 
-    response = post_raw(maintainer_client, body)
+    response = post_csv(maintainer_client, body)
 
     assert response.status_code == 200, response.content
     data = response.json()
@@ -166,7 +131,7 @@ def test_import_1000_rows_with_every_kind_of_bad_row_creates_exactly_the_good_on
 def test_import_reports_unterminated_quote_at_end_of_file(maintainer_client):
     body = csv_text([["Fine", "", "", "", "", ""]]) + '"Never closed,desc,open\nmore text\n'
 
-    response = post_raw(maintainer_client, body)
+    response = post_csv(maintainer_client, body)
 
     assert response.status_code == 200
     data = response.json()
@@ -180,7 +145,7 @@ def test_import_reports_unterminated_quote_at_end_of_file(maintainer_client):
 def test_import_utf8_with_bom_works(maintainer_client):
     body = "\ufeff" + csv_text([["Café ☕", "naïve", "", "", "", "étiquette"]])
 
-    response = post_file(maintainer_client, body.encode("utf-8"))
+    response = upload_csv(maintainer_client, body.encode("utf-8"))
 
     assert response.status_code == 200, response.content
     assert response.json()["created"] == 1
@@ -189,12 +154,12 @@ def test_import_utf8_with_bom_works(maintainer_client):
     assert list(issue.labels.values_list("name", flat=True)) == ["étiquette"]
 
 
-@pytest.mark.parametrize("post", [post_raw, post_file], ids=["text-csv", "multipart"])
+@pytest.mark.parametrize("post", [post_csv, upload_csv], ids=["text-csv", "multipart"])
 def test_import_latin1_or_invalid_bytes_is_400_naming_the_line_and_writes_nothing(
     maintainer_client, post, small_batches
 ):
     good_rows = "".join(f"Row {i},,,,,\n" for i in range(30))  # several batches come before the bad line
-    body = (",".join(HEADER) + "\n" + good_rows).encode() + "Caf\xe9,,,,,\n".encode("latin-1")
+    body = (",".join(IMPORT_HEADER) + "\n" + good_rows).encode() + "Caf\xe9,,,,,\n".encode("latin-1")
     before = db_state()
 
     response = post(maintainer_client, body)
@@ -211,7 +176,7 @@ def test_import_latin1_or_invalid_bytes_is_400_naming_the_line_and_writes_nothin
     ids=["no-title", "duplicate-title", "duplicate-labels", "empty", "blank"],
 )
 def test_import_bad_header_is_400_and_writes_nothing(maintainer_client, header):
-    response = post_raw(maintainer_client, header + "A,b,c\n")
+    response = post_csv(maintainer_client, header + "A,b,c\n")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_header"
     assert not Issue.objects.exists()
@@ -219,12 +184,12 @@ def test_import_bad_header_is_400_and_writes_nothing(maintainer_client, header):
 
 def test_import_over_max_rows_is_413_and_writes_nothing(maintainer_client, settings, small_batches):
     settings.IMPORT_MAX_ROWS = 20
-    response = post_raw(maintainer_client, csv_text([[f"Row {i}", "", "", "", "", ""] for i in range(21)]))
+    response = post_csv(maintainer_client, csv_text([[f"Row {i}", "", "", "", "", ""] for i in range(21)]))
     assert response.status_code == 413
     assert "20 rows" in response.json()["detail"]
     assert not Issue.objects.exists()
 
-    response = post_raw(maintainer_client, csv_text([[f"Row {i}", "", "", "", "", ""] for i in range(20)]))
+    response = post_csv(maintainer_client, csv_text([[f"Row {i}", "", "", "", "", ""] for i in range(20)]))
     assert response.status_code == 200
     assert Issue.objects.count() == 20
 
@@ -232,15 +197,15 @@ def test_import_over_max_rows_is_413_and_writes_nothing(maintainer_client, setti
 def test_import_over_max_bytes_is_413_and_writes_nothing(maintainer_client, settings):
     body = csv_text([[f"Row {i}", "x" * 50, "", "", "", ""] for i in range(100)])
     settings.IMPORT_MAX_BYTES = len(body) - 1
-    assert post_raw(maintainer_client, body).status_code == 413
-    assert post_file(maintainer_client, body).status_code == 413
+    assert post_csv(maintainer_client, body).status_code == 413
+    assert upload_csv(maintainer_client, body).status_code == 413
     assert not Issue.objects.exists()
 
 
 def test_import_byte_limit_holds_while_streaming_without_content_length(maintainer, settings, small_batches):
     """A chunked body has no Content-Length for the middleware to check: the stream itself is counted."""
     settings.IMPORT_MAX_BYTES = 2_000
-    chunks = iter([(",".join(HEADER) + "\n").encode()] + [f"Row {i},,,,,\n".encode() for i in range(300)])
+    chunks = iter([(",".join(IMPORT_HEADER) + "\n").encode()] + [f"Row {i},,,,,\n".encode() for i in range(300)])
     with pytest.raises(csv_io.ImportTooLarge):
         services.issue_import_csv(actor=maintainer, chunks=chunks)
     assert not Issue.objects.exists()
@@ -257,25 +222,25 @@ def test_import_dry_run_writes_nothing_and_answers_the_same(maintainer_client):
     )
     before = db_state()
 
-    dry = post_raw(maintainer_client, body, "?dry_run=true")
+    dry = post_csv(maintainer_client, body, "?dry_run=true")
 
     assert dry.status_code == 200
     assert db_state() == before
-    real = post_raw(maintainer_client, body)
+    real = post_csv(maintainer_client, body)
     assert real.json() == dry.json()
     assert dry.json()["created"] == 1 and dry.json()["failed"] == 2
     assert Issue.objects.count() == 1
 
 
 def test_import_bad_dry_run_value_is_400(maintainer_client):
-    assert post_raw(maintainer_client, "title\nA\n", "?dry_run=maybe").status_code == 400
+    assert post_csv(maintainer_client, "title\nA\n", "?dry_run=maybe").status_code == 400
     assert not Issue.objects.exists()
 
 
 def test_import_lists_at_most_1000_errors(maintainer_client):
     body = csv_text([["", "", "", "", "", ""]] * 1005 + [["Fine", "", "", "", "", ""]])
 
-    data = post_raw(maintainer_client, body).json()
+    data = post_csv(maintainer_client, body).json()
 
     assert data["failed"] == 1005 and data["created"] == 1
     assert len(data["errors"]) == 1000
@@ -286,18 +251,12 @@ def test_import_lists_at_most_1000_errors(maintainer_client):
 @pytest.fixture
 def refuse_boom_titles(db):
     """A real database failure: a trigger that refuses issues titled 'boom'."""
-    if connection.vendor == "postgresql":
-        statements = [
-            """CREATE FUNCTION refuse_boom() RETURNS trigger AS $$
-               BEGIN IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END
-               $$ LANGUAGE plpgsql""",
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON issues_issue FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
-        ]
-    else:
-        statements = [
-            """CREATE TRIGGER refuse_boom BEFORE INSERT ON issues_issue
-               WHEN NEW.title = 'boom' BEGIN SELECT RAISE(ABORT, 'boom refused'); END"""
-        ]
+    statements = [
+        """CREATE FUNCTION refuse_boom() RETURNS trigger AS $$
+           BEGIN IF NEW.title = 'boom' THEN RAISE EXCEPTION 'boom refused'; END IF; RETURN NEW; END
+           $$ LANGUAGE plpgsql""",
+        "CREATE TRIGGER refuse_boom BEFORE INSERT ON issues_issue FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+    ]
     with connection.cursor() as cursor:
         for sql in statements:
             cursor.execute(sql)
@@ -309,7 +268,7 @@ def test_import_row_refused_by_the_database_is_a_row_error_and_keeps_the_others(
     rows = [[f"Row {i}", "", "", "", "", "lbl"] for i in range(20)]
     rows[9] = ["boom", "", "", "", "", "lbl"]
 
-    response = post_raw(maintainer_client, csv_text(rows))
+    response = post_csv(maintainer_client, csv_text(rows))
 
     assert response.status_code == 200, response.content
     data = response.json()
@@ -324,7 +283,7 @@ def test_import_row_refused_by_the_database_is_a_row_error_and_keeps_the_others(
 def test_import_formula_prefix_is_removed(maintainer_client):
     body = csv_text([["'=SUM(A1)", "'-5 points", "", "", "", "'@team"], ["'x", "''=y", "", "", "", ""]])
 
-    assert post_raw(maintainer_client, body).status_code == 200
+    assert post_csv(maintainer_client, body).status_code == 200
 
     titles = dict(Issue.objects.values_list("title", "description"))
     assert titles == {"=SUM(A1)": "-5 points", "'x": "'=y"}
@@ -332,38 +291,37 @@ def test_import_formula_prefix_is_removed(maintainer_client):
 
 
 def test_import_statuses_and_priorities_ignore_case_and_spaces(maintainer_client):
-    assert post_raw(maintainer_client, csv_text([["A", "", " Closed ", "HIGH", "", ""]])).status_code == 200
+    assert post_csv(maintainer_client, csv_text([["A", "", " Closed ", "HIGH", "", ""]])).status_code == 200
     issue = Issue.objects.get()
     assert (issue.status, issue.priority) == (Status.CLOSED, "high")
     assert issue.resolved_at is not None
 
 
 def test_import_other_media_types_are_415_and_missing_file_is_400(maintainer_client):
-    response = maintainer_client.post(URL, {"title": "x"}, format="json")
+    response = maintainer_client.post(IMPORT_URL, {"title": "x"}, format="json")
     assert response.status_code == 415
-    response = maintainer_client.post(URL, {"other": "x"}, format="multipart")
+    response = maintainer_client.post(IMPORT_URL, {"other": "x"}, format="multipart")
     assert response.status_code == 400
     assert "file" in response.json()
-    response = maintainer_client.generic("POST", URL, b"title\nA\n", content_type="text/csv; charset=latin-1")
+    response = maintainer_client.generic("POST", IMPORT_URL, b"title\nA\n", content_type="text/csv; charset=latin-1")
     assert response.status_code == 400
     assert not Issue.objects.exists()
 
 
 def test_import_needs_a_maintainer(member_client, viewer_client, anon_client):
     body = csv_text([["A", "", "", "", "", ""]])
-    assert post_raw(anon_client, body).status_code == 401
-    assert post_raw(viewer_client, body).status_code == 403
-    assert post_raw(member_client, body).status_code == 403
+    assert post_csv(anon_client, body).status_code == 401
+    assert post_csv(viewer_client, body).status_code == 403
+    assert post_csv(member_client, body).status_code == 403
     assert not Issue.objects.exists()
 
 
 def test_import_query_count_per_batch_does_not_grow_with_rows(maintainer, django_assert_max_num_queries):
-    """A batch costs a fixed number of queries (on SQLite Django splits INSERTs at 999 variables)."""
+    """A batch costs a fixed number of queries."""
     UserFactory(username="alice")
     rows = "".join(f"Row {i},,open,low,alice,l{i % 3}\n" for i in range(150))
-    chunks = [(",".join(HEADER) + "\n" + rows).encode()]
-    limit = 12 if connection.vendor == "postgresql" else 20
-    with django_assert_max_num_queries(limit):
+    chunks = [(",".join(IMPORT_HEADER) + "\n" + rows).encode()]
+    with django_assert_max_num_queries(12):
         result = services.issue_import_csv(actor=maintainer, chunks=chunks)
     assert result.created == 150
 
@@ -381,7 +339,7 @@ def test_import_refuses_deactivated_assignees_by_username_or_id(maintainer_clien
             ["To alice by id", "", "", "", str(alice.pk), ""],
         ]
     )
-    response = post_raw(maintainer_client, body)
+    response = post_csv(maintainer_client, body)
     assert response.status_code == 200, response.content
     result = response.json()
     assert (result["created"], result["failed"]) == (2, 2)

@@ -1,9 +1,6 @@
-"""The unfiltered list's ``count`` on PostgreSQL comes from the tally the database triggers keep
+"""The unfiltered list's ``count`` comes from the tally the database triggers keep
 (``IssueTally``): it must equal ``COUNT(*)`` after every kind of write, roll back with its transaction, and
 stay exact under concurrent writers."""
-
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection, transaction
@@ -12,8 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from issues import selectors, services
 from issues.models import Issue, IssueTally
 from tests.factories import IssueFactory, UserFactory
-
-pytestmark = pytest.mark.postgres(reason="the tally's triggers are PostgreSQL's")
+from tests.helpers import released_together
 
 
 def tally() -> int:
@@ -90,20 +86,109 @@ def test_concurrent_creators_and_deleters_keep_it_exact():
     """8 threads, each on its own connection, create 25 issues one by one and delete every fifth."""
     user = UserFactory(role="member")
     threads, per_thread = 8, 25
-    barrier = threading.Barrier(threads)
 
     def work(i: int) -> None:
-        try:
-            barrier.wait()
-            for n in range(per_thread):
-                issue = services.issue_create(actor=user, title=f"t{i}-{n}")
-                if n % 5 == 4:
-                    Issue.objects.filter(pk=issue.pk).delete()
-        finally:
-            connection.close()
+        for n in range(per_thread):
+            issue = services.issue_create(actor=user, title=f"t{i}-{n}")
+            if n % 5 == 4:
+                Issue.objects.filter(pk=issue.pk).delete()
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(work, range(threads)))
+    released_together(threads, work)
     assert Issue.objects.count() == threads * per_thread * 4 // 5 == 160
     assert tally() == 160
     assert IssueTally.objects.count() > 1  # the writers were spread over several slots
+
+
+# The triggers are declared on ``Issue`` (``Meta.triggers``, django-pgtrigger); migration 0009 replaced 0007's
+# hand-written ones by them and made them ENABLE ALWAYS.
+HAND_WRITTEN = {"issues_tally_insert", "issues_tally_delete", "issues_tally_truncate"}
+
+
+def issue_triggers() -> dict[str, str]:
+    """The issue table's own triggers (not the foreign keys' internal ones): name -> pg_trigger.tgenabled."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = %s::regclass AND NOT tgisinternal",
+            [Issue._meta.db_table],
+        )
+        return dict(cursor.fetchall())
+
+
+def slots() -> dict[int, int]:
+    return dict(IssueTally.objects.values_list("slot", "issues"))
+
+
+def is_superuser() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        return cursor.fetchone()[0]
+
+
+def write_in_replica_mode(inserted: int) -> None:
+    """As bench/seed.py writes: one INSERT ... SELECT and one DELETE under session_replication_role = replica."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(
+            "INSERT INTO issues_issue (title, description, status, priority, version, created_at, updated_at) "
+            "SELECT 'replica ' || g, '', 'open', 'low', 1, now(), now() FROM generate_series(1, %s) AS g",
+            [inserted + 1],
+        )
+        cursor.execute("DELETE FROM issues_issue WHERE title = 'replica 1'")
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+
+
+@pytest.mark.django_db
+def test_the_declared_triggers_are_installed_and_enable_always():
+    pgids = {trigger.get_pgid(Issue): trigger for trigger in Issue._meta.triggers}
+    assert len(pgids) == 3
+    # ENABLE ALWAYS ('A'): they fire also under session_replication_role = replica. pgtrigger creates plain ENABLE
+    # ('O'), so a migration that recreates one of them without 0009's ALTER fails here.
+    assert issue_triggers() == dict.fromkeys(pgids, "A")
+    assert not HAND_WRITTEN & set(issue_triggers())
+    for trigger in pgids.values():  # the database's triggers are the model's (pgtrigger compares their hashes)
+        assert trigger.get_installation_status(Issue)[0] == "INSTALLED"
+
+    if not is_superuser():
+        pytest.skip("session_replication_role = replica needs a superuser")
+    IssueFactory.create_batch(2)
+    write_in_replica_mode(5)
+    assert tally() == Issue.objects.count() == 7
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses a table with pending foreign-key checks
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("TRUNCATE issues_issue CASCADE")
+        assert tally() == Issue.objects.count() == 0
+        cursor.execute("SET LOCAL session_replication_role = DEFAULT")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_migrating_from_0008_to_0009_keeps_the_count_exact():
+    """Back to 0008 (0009's backward SQL recreates 0007's triggers), write issues there, migrate forward: the
+    tally's rows come through untouched, exact, and the new triggers keep them exact."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes()
+    executor.migrate([("issues", "0008_idempotency")])
+    try:
+        assert issue_triggers() == dict.fromkeys(HAND_WRITTEN, "A")
+        issues = IssueFactory.create_batch(12)
+        Issue.objects.filter(pk__in=[issue.pk for issue in issues[:3]]).delete()
+        if is_superuser():
+            write_in_replica_mode(4)
+        before = slots()
+        assert sum(before.values()) == Issue.objects.count() > 0
+
+        executor = MigrationExecutor(connection)  # a fresh loader: the one above still holds the old state
+        executor.migrate(latest)
+        assert slots() == before
+        assert issue_triggers() == dict.fromkeys((t.get_pgid(Issue) for t in Issue._meta.triggers), "A")
+
+        IssueFactory.create_batch(3)
+        Issue.objects.filter(pk=issues[3].pk).delete()
+        if is_superuser():
+            write_in_replica_mode(2)
+        assert tally() == Issue.objects.count() == sum(before.values()) + 2 + (2 if is_superuser() else 0)
+    finally:
+        MigrationExecutor(connection).migrate(latest)  # nothing to do unless the test failed half-way

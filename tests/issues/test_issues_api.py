@@ -1,4 +1,5 @@
-"""Issues: create, list with filters and ordering, detail with ETag, version-checked PATCH."""
+"""Issues: create, list with filters and ordering, detail with ETag, version-checked PATCH; input the API refuses
+(always a 4xx JSON answer naming what is wrong, never a 500, never a write)."""
 
 from datetime import timedelta
 
@@ -7,8 +8,11 @@ from django.utils import timezone
 
 from issues.models import Issue, IssueEvent, Label
 from tests.factories import CommentFactory, IssueFactory, LabelFactory, UserFactory
+from tests.helpers import assert_json_error, assert_no_writes
 
 pytestmark = pytest.mark.django_db
+
+BIG = 2**63
 
 
 def create(client, **body):
@@ -88,10 +92,12 @@ def test_list_page_size_is_clamped_and_bad_page_is_json_404(member_client):
 
 
 def test_list_filters(member_client):
-    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    alice, bob, carol = UserFactory(username="alice"), UserFactory(username="bob"), UserFactory(username="carol")
     bug, ui = LabelFactory(name="bug"), LabelFactory(name="ui")
     old = timezone.now() - timedelta(days=10)
-    a = IssueFactory(title="Crash on save", status="open", priority="high", assignee=alice, labels=[bug, ui])
+    a = IssueFactory(
+        title="Crash on save", status="open", priority="high", assignee=alice, labels=[bug, ui], reporter=carol
+    )
     b = IssueFactory(title="Typo", description="crash log attached", status="closed", assignee=bob, labels=[bug])
     c = IssueFactory(title="Old one", status="in_progress", assignee=None, created_at=old, updated_at=old)
 
@@ -366,3 +372,168 @@ def test_users_list_leaves_out_deactivated_users(member_client):
     assert here.username in names
     assert gone.username not in names
     assert member_client.get("/api/users", {"search": "gone-user"}).json()["count"] == 0
+
+
+# --- input the API refuses: a 4xx JSON answer naming the field, and nothing written -----------------------------
+
+
+def test_nul_byte_in_title(member_client):
+    body = assert_json_error(member_client.post("/api/issues", {"title": "a\x00b"}, format="json"), 400)
+    assert "title" in body
+    assert_no_writes()
+
+
+def test_nul_byte_in_description_comment_and_label(member_client):
+    issue = IssueFactory()
+    patch = member_client.patch(f"/api/issues/{issue.pk}", {"description": "\x00", "version": 1}, format="json")
+    assert "description" in assert_json_error(patch, 400)
+    comment = member_client.post(f"/api/issues/{issue.pk}/comments", {"body": "x\x00"}, format="json")
+    assert "body" in assert_json_error(comment, 400)
+    labels = member_client.put(f"/api/issues/{issue.pk}/labels", ["a\x00"], format="json")
+    assert_json_error(labels, 400)
+    assert_no_writes(issue)
+    assert Label.objects.count() == 0
+
+
+def test_lone_surrogate_in_title_is_400(member_client):
+    raw = '{"title": "bad \\ud800 text"}'
+    response = member_client.generic("POST", "/api/issues", raw, content_type="application/json")
+    assert "title" in assert_json_error(response, 400)
+    assert_no_writes()
+
+
+@pytest.mark.parametrize("body", [{"title": 1}, {"title": 1.5}, {"title": True}, {"title": ["x"]}])
+def test_text_fields_take_only_strings(member_client, body):
+    assert member_client.post("/api/issues", body, format="json").status_code == 400
+
+
+def test_infinite_number_is_not_a_title(member_client):
+    raw = '{"title": 1e999999}'
+    assert member_client.generic("POST", "/api/issues", raw, content_type="application/json").status_code == 400
+
+
+def test_huge_number_is_400(member_client):
+    raw = '{"title": "x", "assignee": ' + "9" * 5000 + "}"
+    response = member_client.generic("POST", "/api/issues", raw, content_type="application/json")
+    assert_json_error(response, 400)
+    assert_no_writes()
+
+
+@pytest.mark.parametrize("assignee", [BIG, -1, "abc", 1.5, True, [1], {"id": 1}])
+def test_bad_assignee_is_400(member_client, assignee):
+    response = member_client.post("/api/issues", {"title": "x", "assignee": assignee}, format="json")
+    assert "assignee" in assert_json_error(response, 400)
+    assert_no_writes()
+
+
+@pytest.mark.parametrize("digits", ["²", "١", "٣٤"])
+def test_non_ascii_digits_are_rejected(member_client, digits):
+    issue = IssueFactory()
+    create = member_client.post("/api/issues", {"title": "x", "assignee": digits}, format="json")
+    assert create.status_code == 400
+    assert "assignee" in create.json()
+    assert member_client.get("/api/issues", {"assignee": digits}).status_code == 400
+    patch = member_client.patch(f"/api/issues/{issue.pk}", {"title": "y"}, format="json", HTTP_IF_MATCH=f'"{digits}"')
+    assert patch.status_code == 400
+    assert member_client.get(f"/api/issues/{issue.pk}", HTTP_IF_NONE_MATCH=f'"{digits}"').status_code == 200
+
+
+@pytest.mark.parametrize("field", ["id", "version", "reporter", "created_at", "updated_at", "resolved_at"])
+def test_read_only_field_on_create_is_400_naming_it(member_client, field):
+    response = member_client.post("/api/issues", {"title": "x", field: 1}, format="json")
+    body = assert_json_error(response, 400)
+    assert body[field] == ["This field is read-only."]
+    assert_no_writes()
+
+
+def test_unknown_field_is_400_naming_it(member_client):
+    issue = IssueFactory()
+    create = member_client.post("/api/issues", {"title": "x", "colour": "red"}, format="json")
+    assert assert_json_error(create, 400) == {"colour": ["Unknown field."]}
+    patch = member_client.patch(f"/api/issues/{issue.pk}", {"severity": 1, "version": 1}, format="json")
+    assert assert_json_error(patch, 400) == {"severity": ["Unknown field."]}
+    patch_ro = member_client.patch(f"/api/issues/{issue.pk}", {"reporter": 3, "version": 1}, format="json")
+    assert assert_json_error(patch_ro, 400) == {"reporter": ["This field is read-only."]}
+    assert_no_writes(issue)
+
+
+@pytest.mark.parametrize("version", ["abc", -1, 0, BIG, None, 1.5, True, [], {}, "1"])
+def test_bad_versions(member_client, version):
+    issue = IssueFactory()
+    response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "new", "version": version}, format="json")
+    if version == "1":  # a numeric string is a valid integer for JSON clients that quote numbers
+        assert response.status_code == 200
+        return
+    body = assert_json_error(response, 400)
+    assert "version" in body
+    assert_no_writes(issue)
+
+
+@pytest.mark.parametrize("if_match", ["abc", '"-1"', '"99999999999999999999"', "", '"1.5"'])
+def test_bad_if_match_is_400(member_client, if_match):
+    issue = IssueFactory()
+    response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "new"}, format="json", HTTP_IF_MATCH=if_match)
+    assert "version" in assert_json_error(response, 400)
+    assert_no_writes(issue)
+
+
+def test_if_none_match_list(member_client):
+    issue = IssueFactory()
+    assert member_client.get(f"/api/issues/{issue.pk}", HTTP_IF_NONE_MATCH='"7", "1"').status_code == 304
+    assert member_client.get(f"/api/issues/{issue.pk}", HTTP_IF_NONE_MATCH='"7", "8"').status_code == 200
+
+
+@pytest.mark.parametrize(
+    "param", ["q", "status", "label", "assignee", "ordering", "created_after", "page", "page_size"]
+)
+def test_nul_byte_in_query_parameter(member_client, param):
+    response = member_client.get("/api/issues", {param: "a\x00b"})
+    if param == "page_size":  # a bad page_size is clamped, by contract
+        assert response.status_code == 200
+    else:
+        assert_json_error(response)
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+05:00"])
+@pytest.mark.parametrize("param", ["created_after", "created_before", "updated_after"])
+def test_date_times_outside_utc_are_400(member_client, value, param):
+    response = member_client.get("/api/issues", {param: value})
+    assert response.status_code == 400
+    assert param in response.json()
+    export = member_client.get("/api/issues/export", {param: value})
+    assert export.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/api/issues/{BIG}",
+        f"/api/issues/{BIG}/comments",
+        f"/api/issues/{BIG}/timeline",
+        f"/api/labels/{BIG}",
+        f"/api/users/{BIG}",
+        "/api/issues/99999999999999999999999999",
+        "/api/issues/0",
+    ],
+)
+def test_huge_ids_in_path_are_404(member_client, path):
+    body = assert_json_error(member_client.get(path), 404)
+    assert body["code"] == "not_found"
+
+
+def test_huge_id_in_patch_path_is_404(member_client):
+    response = member_client.patch(f"/api/issues/{BIG}", {"title": "x", "version": 1}, format="json")
+    assert_json_error(response, 404)
+
+
+def test_post_without_trailing_slash_is_not_redirected(member_client):
+    without = member_client.post("/api/issues", {"title": "a"}, format="json")
+    with_slash = member_client.post("/api/issues/", {"title": "b"}, format="json")
+    assert without.status_code == 201 and with_slash.status_code == 201
+    issue_id = without.json()["id"]
+    for path in (f"/api/issues/{issue_id}", f"/api/issues/{issue_id}/"):
+        assert member_client.get(path).status_code == 200
+    for path in ("/api/issues/{}/comments", "/api/issues/{}/comments/"):
+        response = member_client.post(path.format(issue_id), {"body": "hi"}, format="json")
+        assert response.status_code == 201
+    assert Issue.objects.count() == 2

@@ -1,4 +1,4 @@
-"""Deleting a label while others add it to issues, over real HTTP against a live server on PostgreSQL.
+"""Deleting a label while others add it to issues, over real HTTP against a live server.
 
 One thread deletes the label ``hot`` again and again (creating it first when it is missing); six threads add it
 to their own issues (PUT labels, PATCH with labels) and create issues that carry it. Nobody may get a 5xx, and
@@ -12,13 +12,13 @@ from collections.abc import Callable
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
 from issues import services
 from issues.models import EventType, Issue, IssueEvent, Label
 from tests.factories import UserFactory
+from tests.helpers import auth_header, run_together
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 RUN_SECONDS = 10
 ADDERS = 6
@@ -48,31 +48,10 @@ class Tally:
         return "\n".join(f"  {what:<28} {status}: {n}" for (what, status), n in sorted(self.counts.items()))
 
 
-def session_with(token: str) -> requests.Session:
+def session_with(header: dict[str, str]) -> requests.Session:
     session = requests.Session()
-    session.headers["Authorization"] = f"Token {token}"
+    session.headers.update(header)
     return session
-
-
-def run_threads(targets: list[Callable[[], None]]) -> None:
-    """Run every target in its own thread, released together; re-raise the first exception any of them raised."""
-    barrier = threading.Barrier(len(targets))
-    failures: list[BaseException] = []
-
-    def run(target: Callable[[], None]) -> None:
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:  # reported by the main thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(target,)) for target in targets]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
 
 
 def replayed_labels(initial: list[str], events: list[IssueEvent]) -> set[str]:
@@ -89,15 +68,15 @@ def test_deleting_a_label_while_others_add_it(live_server):
     base = live_server.url
     deleter = UserFactory(username="deleter", role="maintainer")
     adders = [UserFactory(username=f"adder{i}", role="member") for i in range(ADDERS)]
-    deleter_token = Token.objects.create(user=deleter).key
-    adder_tokens = [Token.objects.create(user=user).key for user in adders]
+    deleter_header = auth_header(deleter)
+    adder_headers = [auth_header(user) for user in adders]
 
     tally = Tally()
     initial_labels: dict[int, list[str]] = {}  # issue id → labels its creation answered with
     initial_lock = threading.Lock()
     own_issue: list[dict] = []
-    for i, token in enumerate(adder_tokens):
-        response = session_with(token).post(f"{base}/api/issues", json={"title": f"adder {i}"}, timeout=30)
+    for i, header in enumerate(adder_headers):
+        response = session_with(header).post(f"{base}/api/issues", json={"title": f"adder {i}"}, timeout=30)
         assert response.status_code == 201, response.text
         own_issue.append(response.json())
         initial_labels[response.json()["id"]] = response.json()["labels"]
@@ -105,7 +84,7 @@ def test_deleting_a_label_while_others_add_it(live_server):
     deletions = Counter()
 
     def delete_loop() -> None:
-        session = session_with(deleter_token)
+        session = session_with(deleter_header)
         while time.monotonic() < deadline:
             listing = session.get(f"{base}/api/labels", params={"page_size": 100}, timeout=30)
             tally.record("GET labels", listing, {200})
@@ -127,7 +106,7 @@ def test_deleting_a_label_while_others_add_it(live_server):
             deletions[deleted.status_code] += 1
 
     def add_loop(i: int) -> None:
-        session = session_with(adder_tokens[i])
+        session = session_with(adder_headers[i])
         issue = own_issue[i]
         url = f"{base}/api/issues/{issue['id']}"
         version = issue["version"]
@@ -163,7 +142,7 @@ def test_deleting_a_label_while_others_add_it(live_server):
                 version = response.json()["version"]
 
     started = time.monotonic()
-    run_threads([delete_loop, *(lambda i=i: add_loop(i) for i in range(ADDERS))])
+    run_together(delete_loop, *(lambda i=i: add_loop(i) for i in range(ADDERS)))
     elapsed = time.monotonic() - started
     print(f"\nlabel race: {elapsed:.1f} s, {sum(tally.counts.values())} answers\n{tally.table()}")
 
@@ -202,8 +181,8 @@ def test_a_deletion_that_waits_for_a_long_label_user_answers_503_within_its_boun
     An adder that arrives while the deletion waits is queued behind it for at most that long, then succeeds."""
     deleter = UserFactory(username="deleter", role="maintainer")
     adder = UserFactory(username="adder", role="member")
-    deleter_session = session_with(Token.objects.create(user=deleter).key)
-    adder_session = session_with(Token.objects.create(user=adder).key)
+    deleter_session = session_with(auth_header(deleter))
+    adder_session = session_with(auth_header(adder))
     label = Label.objects.create(name="hot")
     created = adder_session.post(f"{live_server.url}/api/issues", json={"title": "t", "labels": ["hot"]}, timeout=30)
     assert created.status_code == 201, created.text

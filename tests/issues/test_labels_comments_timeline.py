@@ -131,6 +131,11 @@ def test_users_listing_and_search(viewer_client):
     assert viewer_client.get("/api/users").json()["count"] == 3  # alice, bob and the viewer
 
 
+def test_existing_labels_still_render(member_client):
+    issue = IssueFactory(labels=[LabelFactory(name="x y")])
+    assert member_client.get(f"/api/issues/{issue.pk}").json()["labels"] == ["x y"]
+
+
 def test_comment_count_on_detail_matches_comments(member_client):
     issue = IssueFactory()
     CommentFactory.create_batch(2, issue=issue)

@@ -1,4 +1,4 @@
-"""The statements every request runs are prepared once per connection on PostgreSQL (issues/prepared.py):
+"""The statements every request runs are prepared once per connection (issues/fastpath/prepared.py):
 the token lookup, the issue detail, PATCH's row lock and the whole list's pages. Django turns psycopg's
 prepared statements off by default, so this checks the settings turn them back on and that the statements
 really are prepared."""
@@ -8,7 +8,7 @@ from django.db import connection
 
 from tests.factories import CommentFactory, IssueFactory, LabelFactory
 
-pytestmark = [pytest.mark.postgres(reason="prepared statements, pg_prepared_statements"), pytest.mark.django_db]
+pytestmark = pytest.mark.django_db
 
 
 def prepared_statements() -> list[str]:

@@ -4,19 +4,19 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, LabelFactory, UserFactory
+from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, LabelFactory, UserFactory, make_issues
 
 pytestmark = pytest.mark.django_db
 
 # the token with its user and their permissions (one query), then the view's own queries
 LIST_QUERIES = 1 + 2  # COUNT, page of issues with their label names (a subquery)
-# the whole list, unfiltered: on PostgreSQL its page carries the count the triggers keep (one statement)
-WHOLE_LIST_QUERIES = 1 + (1 if connection.vendor == "postgresql" else 2)
-# issue with label names, comment_count and (PostgreSQL: aggregated in the same query) the first 100 comments
-DETAIL_QUERIES = 1 + (1 if connection.vendor == "postgresql" else 2)
+# the whole list, unfiltered: its page carries the count the triggers keep (one statement)
+WHOLE_LIST_QUERIES = 1 + 1
+# issue with label names, comment_count and the first 100 comments (aggregated in the same query)
+DETAIL_QUERIES = 1 + 1
 TIMELINE_QUERIES = 1 + 3  # issue exists, COUNT, page of events with actors
-# writes that link labels to issues take the label-use lock first (an advisory lock: PostgreSQL only)
-LABEL_USE_LOCK_QUERIES = 1 if connection.vendor == "postgresql" else 0
+# writes that link labels to issues take the label-use lock first (an advisory lock)
+LABEL_USE_LOCK_QUERIES = 1
 
 
 def count_queries(client, path: str, **params) -> int:
@@ -26,20 +26,20 @@ def count_queries(client, path: str, **params) -> int:
     return len(ctx.captured_queries)
 
 
-def make_issues(n: int, labels: list | None = None) -> list:
+def labelled_issues(n: int, labels: list | None = None) -> list:
+    """``n`` issues, each with one to three of ``labels`` (three new ones by default) and an assignee."""
     labels = labels or [LabelFactory() for _ in range(3)]
     users = [UserFactory() for _ in range(3)]
-    for i in range(n):
-        IssueFactory(assignee=users[i % 3], reporter=users[(i + 1) % 3], labels=labels[: (i % 3) + 1])
+    make_issues(n, label_sets=[labels[:1], labels[:2], labels], assignees=users)
     return labels
 
 
 def test_list_costs_the_same_for_1_and_100_issues(member_client, django_assert_num_queries):
-    make_issues(1)
+    labelled_issues(1)
     with django_assert_num_queries(WHOLE_LIST_QUERIES):
         one = member_client.get("/api/issues", {"page_size": 100})
     assert len(one.json()["results"]) == 1
-    make_issues(99)
+    labelled_issues(99)
     with django_assert_num_queries(WHOLE_LIST_QUERIES):
         hundred = member_client.get("/api/issues", {"page_size": 100})
     results = hundred.json()["results"]
@@ -48,13 +48,13 @@ def test_list_costs_the_same_for_1_and_100_issues(member_client, django_assert_n
 
 
 def test_filtered_list_costs_the_same(member_client):
-    labels = make_issues(1)
+    labels = labelled_issues(1)
     params = {"status": "open", "label": labels[0].name, "ordering": "-priority", "page_size": 100}
     with CaptureQueriesContext(connection) as ctx:
         few = member_client.get("/api/issues", params).json()
     assert few["count"] == 1
     assert len(ctx.captured_queries) == LIST_QUERIES
-    make_issues(60, labels)
+    labelled_issues(60, labels)
     with CaptureQueriesContext(connection) as ctx:
         many = member_client.get("/api/issues", params).json()
     assert many["count"] == 61
@@ -108,7 +108,7 @@ def test_patch_and_create_answer_without_reading_the_issue_again(member_client, 
     assert response.json()["labels"] == ["bug"]
     assert response.json()["version"] == 2
     # auth (1), INSERT issue, create missing labels, read them back, add them, INSERT the created event; with
-    # labels, on PostgreSQL, first the label-use lock (shared; services.LABEL_USE_LOCK)
+    # labels, first the label-use lock (shared; services.LABEL_USE_LOCK)
     with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 5 + 2):
         response = member_client.post("/api/issues", {"title": "x", "labels": ["b", "A"]}, format="json")
     assert response.json()["labels"] == ["A", "b"]
@@ -119,7 +119,7 @@ def test_patch_and_create_answer_without_reading_the_issue_again(member_client, 
 
 
 def test_patch_and_put_with_labels_take_the_label_use_lock_first(member_client, django_assert_num_queries):
-    """A write that touches labels takes the label-use lock (one statement, PostgreSQL only) before it locks the
+    """A write that touches labels takes the label-use lock (one statement) before it locks the
     issue row; a PATCH without labels does not (pinned above)."""
     issue = IssueFactory(labels=[LabelFactory(name="bug")])
     # auth (1), [lock], lock the row and read its label names, create missing labels, read them back, the
@@ -138,9 +138,6 @@ def test_patch_and_put_with_labels_take_the_label_use_lock_first(member_client, 
 def assert_label_use_lock_before_row_lock(queries: list[dict]) -> None:
     sqls = [query["sql"] for query in queries]
     advisory = [i for i, sql in enumerate(sqls) if "pg_advisory_xact_lock_shared" in sql]
-    if connection.vendor != "postgresql":  # no advisory locks, and no row locks (SQLite serialises writers)
-        assert advisory == [], sqls
-        return
     row_locks = [i for i, sql in enumerate(sqls) if "FOR UPDATE" in sql]
     assert len(row_locks) == 1 and advisory == [row_locks[0] - 1], sqls
 
@@ -149,7 +146,7 @@ def test_a_deep_page_lists_the_same_issues_with_the_same_queries(member_client, 
     """Past page 1 the label subquery runs for the page's rows only (ids picked first); same rows, same cost."""
     from issues.models import Issue
 
-    make_issues(45)
+    labelled_issues(45)
     for params, order in (
         ({}, ("-created_at", "-id")),
         ({"ordering": "updated_at"}, ("updated_at", "id")),

@@ -1,41 +1,28 @@
-"""Races over real HTTP against a live server on PostgreSQL, with threads released together."""
+"""Races over real HTTP against a live server, with threads released together."""
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
 from issues.models import Issue, IssueEvent, Label
 from tests.factories import IssueFactory, UserFactory
+from tests.helpers import auth_header, released_together
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def released_together(n: int, call):
-    """Run ``call(i)`` in ``n`` threads that start at the same instant; return the results in order."""
-    barrier = threading.Barrier(n)
-
-    def run(i: int):
-        barrier.wait()
-        return call(i)
-
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(run, range(n)))
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def auth_header(db) -> dict:
-    user = UserFactory(username="racer", role="member")
-    return {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+def racer(db) -> dict:
+    """The Authorization header of the member the races run as."""
+    return auth_header(UserFactory(username="racer", role="member"))
 
 
-def test_same_version_patches_exactly_one_wins(live_server, auth_header):
+def test_same_version_patches_exactly_one_wins(live_server, racer):
     threads, rounds = 16, 20
     sessions = [requests.Session() for _ in range(threads)]
     for session in sessions:
-        session.headers.update(auth_header)
+        session.headers.update(racer)
     for round_no in range(rounds):
         issue = IssueFactory(title="race")
         url = f"{live_server.url}/api/issues/{issue.pk}"
@@ -57,7 +44,7 @@ def test_same_version_patches_exactly_one_wins(live_server, auth_header):
         assert IssueEvent.objects.filter(issue=issue).count() == 1
 
 
-def test_concurrent_label_replacement_creates_one_label(live_server, auth_header):
+def test_concurrent_label_replacement_creates_one_label(live_server, racer):
     threads = 32
     issues = [IssueFactory() for _ in range(threads)]
     session_local = threading.local()
@@ -67,7 +54,7 @@ def test_concurrent_label_replacement_creates_one_label(live_server, auth_header
         def put(i: int, name: str = name) -> requests.Response:
             if not hasattr(session_local, "session"):
                 session_local.session = requests.Session()
-                session_local.session.headers.update(auth_header)
+                session_local.session.headers.update(racer)
             spelled = name if i % 2 == 0 else name.lower()
             url = f"{live_server.url}/api/issues/{issues[i].pk}/labels"
             return session_local.session.put(url, json=[spelled], timeout=30)
@@ -81,13 +68,13 @@ def test_concurrent_label_replacement_creates_one_label(live_server, auth_header
         assert Label.objects.count() == round_no + 1
 
 
-def test_concurrent_label_replacement_on_one_issue(live_server, auth_header):
+def test_concurrent_label_replacement_on_one_issue(live_server, racer):
     threads = 32
     issue = IssueFactory()
     url = f"{live_server.url}/api/issues/{issue.pk}/labels"
 
     def put(i: int) -> requests.Response:
-        return requests.put(url, json=["Bug" if i % 2 else "bug"], headers=auth_header, timeout=30)
+        return requests.put(url, json=["Bug" if i % 2 else "bug"], headers=racer, timeout=30)
 
     responses = released_together(threads, put)
     assert all(r.status_code == 200 for r in responses)

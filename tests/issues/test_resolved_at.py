@@ -22,7 +22,7 @@ def test_resolved_at_through_a_whole_life(member_client):
     issue = IssueFactory()
     t0 = timezone.now()
     times = [t0 + timedelta(hours=h) for h in range(1, 6)]
-    with mock.patch("issues.services.issues.timezone.now", side_effect=times):
+    with mock.patch("django.utils.timezone.now", side_effect=times):
         resolved = patch_status(member_client, issue.pk, "resolved", 1)
         closed = patch_status(member_client, issue.pk, "closed", 2)
         reopened = patch_status(member_client, issue.pk, "open", 3)

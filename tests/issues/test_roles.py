@@ -5,8 +5,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from issues.models import Issue
-from tests.conftest import make_client
 from tests.factories import IssueFactory, LabelFactory, UserFactory
+from tests.helpers import READ_PATHS, make_client
 
 pytestmark = pytest.mark.django_db
 
@@ -30,15 +30,6 @@ def expected(allowed: set[str], role: str, ok: int) -> int:
     return ok if role in allowed else 403
 
 
-READ_PATHS = [
-    "/api/issues",
-    "/api/issues/{issue}",
-    "/api/issues/{issue}/comments",
-    "/api/issues/{issue}/timeline",
-    "/api/labels",
-    "/api/labels/{label}",
-    "/api/users",
-]
 EVERYONE = {"viewer", "member", "maintainer", "staff"}
 WRITERS = {"member", "maintainer", "staff"}
 MAINTAINERS = {"maintainer", "staff"}
@@ -98,6 +89,11 @@ def test_label_create_rename_delete(clients, role):
 @pytest.mark.parametrize("path", ["/api/", "/api", "/api/health", "/api/schema", "/api/docs"])
 def test_public_endpoints(anon_client, path):
     assert anon_client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/", "/api/health"])
+def test_head_on_public_routes(anon_client, path):
+    assert anon_client.head(path).status_code == 200
 
 
 def test_token_endpoint(anon_client):

@@ -38,7 +38,7 @@ def test_detail_comment_and_event_output_equal_generic_rendering():
     assert IssueDetailSerializer(detailed).data == generic(IssueDetailSerializer, detailed)
     for comment in comments:
         assert CommentSerializer(comment).data == generic(CommentSerializer, comment)
-    # The detail's comments (on PostgreSQL read back from JSON) render exactly like the ORM's.
+    # The detail's comments (read back from JSON) render exactly like the ORM's.
     rendered = [CommentSerializer(comment).data for comment in comments]
     assert [CommentSerializer(comment).data for comment in detailed.first_comments] == rendered
     assert rendered[0]["created_at"] != rendered[1]["created_at"]
