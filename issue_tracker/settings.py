@@ -8,8 +8,17 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import dotenv_values
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# The checkout's development settings (.env, written by `make install`, git-ignored): never over a variable the
+# environment sets, and not at all when the environment turns debug off (production, tests of production).
+_dotenv = dotenv_values(BASE_DIR / ".env") if (BASE_DIR / ".env").is_file() else {}
+if (os.environ.get("DJANGO_DEBUG", _dotenv.get("DJANGO_DEBUG")) or "").strip().lower() in {"1", "true", "yes", "on"}:
+    for _name, _value in _dotenv.items():
+        if _value is not None:
+            os.environ.setdefault(_name, _value)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
