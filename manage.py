@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Django's command-line utility for administrative tasks.
 
-The settings read the checkout's ``.env`` (development only; see docs/configuration.md). A mistake in the
-configuration (no secret key with debug off, a DATABASE_URL that is not PostgreSQL or does not parse, a database
-that cannot be reached) ends the command with one line on stderr and exit status 1, not a traceback;
-``--traceback`` shows the traceback. Every other exception propagates as usual.
+It reads the checkout's ``.env`` first (development only, ``issue_tracker/devenv.py``; docs/configuration.md).
+A mistake in the configuration (no secret key with debug off, a DATABASE_URL that is not PostgreSQL or does not
+parse, a database that cannot be reached) ends the command with one line on stderr and exit status 1, not a
+traceback; ``--traceback`` shows the traceback. Every other exception propagates as usual.
 """
 
 import os
@@ -72,6 +72,10 @@ def configuration_error(exc: BaseException) -> str | None:
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "issue_tracker.settings")
     from django.core.management import execute_from_command_line
+
+    from issue_tracker.devenv import load_development_env
+
+    load_development_env()
 
     try:
         execute_from_command_line(sys.argv)

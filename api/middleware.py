@@ -2,11 +2,12 @@
 Django would render as HTML."""
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, JsonResponse, UnreadablePostError
 
 from .exceptions import database_trouble
@@ -14,6 +15,7 @@ from .exceptions import database_trouble
 logger = logging.getLogger("issue_tracker.api")
 
 API_PREFIX = "/api/"
+HEALTH = re.compile(r"^/api/health/?$")
 
 
 def is_api_path(path: str) -> bool:
@@ -79,6 +81,12 @@ class ApiGuardMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_api_path(request.path_info):
+            try:
+                request.get_host()  # a Host not in ALLOWED_HOSTS: JSON here (Django answers HTML with DEBUG on)
+            except DisallowedHost as exc:
+                return json_error(str(exc), "bad_request", 400)
+            if settings.SECURE_SSL_REDIRECT and not request.is_secure() and not HEALTH.match(request.path_info):
+                return json_error("This API answers over https only.", "https_required", 403)
             try:
                 request.GET  # noqa: B018 - parsed here, so too many parameters is a JSON 400 before any view runs
             except TooManyFieldsSent as exc:

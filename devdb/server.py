@@ -37,17 +37,25 @@ class Running:
 # --- state of a data directory -------------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, data_dir: Path | None = None) -> bool:
+    """Whether ``pid`` is a live postgres process (and, given ``data_dir``, the postmaster of that directory: it
+    runs with the data directory as its working directory, so a stale pid file naming another server's pid, after
+    a crash or a reboot, is not taken for a running cluster)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    comm = Path(f"/proc/{pid}/comm")
-    if comm.parent.exists():
+    proc = Path(f"/proc/{pid}")
+    if proc.exists():
         try:
-            return comm.read_text().strip() == "postgres"
+            if (proc / "comm").read_text().strip() != "postgres":
+                return False
+            if data_dir is not None:
+                return Path(os.readlink(proc / "cwd")).resolve() == data_dir.resolve()
+        except PermissionError:
+            return True  # another user's process: it is a postgres; which directory it serves cannot be read
         except OSError:
             return False
     return True
@@ -66,7 +74,7 @@ def running(data_dir: Path) -> Running | None:
         port = int(lines[3])
     except (IndexError, ValueError):
         return None  # being written or stale
-    if not pid_alive(pid):
+    if not pid_alive(pid, data_dir):
         return None
     socket_dir = lines[4].strip() if len(lines) > 4 else ""
     status = lines[7].strip() if len(lines) > 7 else ""

@@ -8,17 +8,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from dotenv import dotenv_values
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-# The checkout's development settings (.env, written by `make install`, git-ignored): never over a variable the
-# environment sets, and not at all when the environment turns debug off (production, tests of production).
-_dotenv = dotenv_values(BASE_DIR / ".env") if (BASE_DIR / ".env").is_file() else {}
-if (os.environ.get("DJANGO_DEBUG", _dotenv.get("DJANGO_DEBUG")) or "").strip().lower() in {"1", "true", "yes", "on"}:
-    for _name, _value in _dotenv.items():
-        if _value is not None:
-            os.environ.setdefault(_name, _value)
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -260,7 +251,9 @@ else:
 # DJANGO_SECURE_PROXY_SSL_HEADER=1 (trust the proxy's X-Forwarded-Proto: https). Each can be overridden.
 HTTPS = env_bool("DJANGO_HTTPS", False)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
-SECURE_REDIRECT_EXEMPT = [r"^api/health/?$"]  # load balancers probe health over plain http
+# /api/ is never redirected (a redirected POST is a lost write): over plain http it answers a JSON 403
+# (api/middleware.py), except /api/health, which load balancers probe over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^api(/|$)"]
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0)

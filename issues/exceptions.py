@@ -18,14 +18,11 @@ class VersionConflict(DomainError):
         super().__init__(f"version conflict on issue {current.pk}")
         self.current = current
         self.expected = expected
+        self.precondition = False  # set by the view when the version came from If-Match: a 412
         self._current_issue: Any = None
 
     def status_for(self, request: Request | None) -> int:
-        if request is not None and request.method == "PATCH" and "If-Match" in request.headers:
-            data = request.data if isinstance(request.data, dict) else {}
-            if "version" not in data:
-                return 412
-        return self.status_code
+        return 412 if self.precondition else self.status_code
 
     def current_issue(self) -> Any:
         """The issue as it is now, read again with its label names."""

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from api.pagination import KeysetPagination, PageNumberPagination
 
 from .. import selectors, services
+from ..exceptions import VersionConflict
 from ..filters import IssueFilterSet
 from ..idempotency import idempotent
 from ..models import Issue
@@ -154,17 +155,22 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         version = changes.pop("version", None)
-        if version is None:
+        from_if_match = version is None
+        if from_if_match:
             if_match = request.headers.get("If-Match")
             if if_match is None:
                 raise ValidationError(VERSION_REQUIRED)
             version = parse_etag(if_match)
             if version is None:
                 raise ValidationError({"version": ['If-Match must be a quoted version such as "3".']})
-        # A stale version is a VersionConflict: 409, or 412 with If-Match (api.exceptions answers it).
-        issue, _ = services.issue_update(
-            issue_id=issue_id, actor=request.user, expected_version=version, changes=changes
-        )
+        # A stale version is a VersionConflict, answered by api.exceptions: 409, or 412 when it came from If-Match.
+        try:
+            issue, _ = services.issue_update(
+                issue_id=issue_id, actor=request.user, expected_version=version, changes=changes
+            )
+        except VersionConflict as conflict:
+            conflict.precondition = from_if_match
+            raise
         return self._issue_response(issue)
 
     @extend_schema(

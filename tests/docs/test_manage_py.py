@@ -79,3 +79,18 @@ def test_the_checkouts_env_file_is_read_and_the_environment_wins():
     assert manage(*show, DJANGO_SECRET_KEY="from-the-environment").stdout.split() == ["True", "from"]
     refused = manage(*show, DJANGO_DEBUG="0", DATABASE_URL="postgres://u@h/db")
     assert refused.returncode == 1 and NO_SECRET in refused.stderr
+
+
+def test_the_server_never_reads_the_checkouts_env_file():
+    """gunicorn imports the WSGI application, which does not read .env: a server left without DJANGO_DEBUG runs with
+    debug off (and so needs its own secret key), whatever a development .env in the checkout says."""
+    if not (ROOT / ".env").is_file():
+        if os.environ.get("CI", "").lower() in ("1", "true"):
+            pytest.fail("no .env in CI: `make install` writes it", pytrace=False)
+        pytest.skip("no .env: `make install` writes it")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("DJANGO_")}
+    env.update({"DJANGO_SECRET_KEY": "set-by-the-server", "DATABASE_URL": "postgres://u@h/db"})
+    code = "import issue_tracker.wsgi; from django.conf import settings; print(settings.DEBUG, settings.SECRET_KEY)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "set-by-the-server"]

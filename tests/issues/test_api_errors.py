@@ -4,6 +4,7 @@ on), bodies that do not parse, other media types, a server error, and the schema
 import pytest
 from django.test import Client
 
+from issues.models import Issue
 from tests.helpers import assert_json_error, assert_no_writes
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +76,28 @@ def test_schema_and_docs_errors_are_json(anon_client, method, path, headers, sta
     assert response.status_code == status
     assert response["Content-Type"].startswith("application/json")
     assert "detail" in response.json()
+
+
+def test_plain_http_api_is_a_json_403_never_a_redirect(member_client, settings):
+    """With the https redirect on, a write to /api/ over plain http would be redirected and replayed as a GET (a
+    lost write): /api/ answers a JSON 403 instead, /api/health still answers for load balancers, and the admin is
+    still redirected."""
+    settings.SECURE_SSL_REDIRECT = True
+    response = member_client.post("/api/issues", {"title": "lost?"}, format="json")
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "https_required"
+    assert not Issue.objects.exists()
+    assert member_client.get("/api/issues").status_code == 403
+    assert member_client.get("/api/health").status_code == 200
+    assert member_client.get("/api/issues", secure=True).status_code == 200
+    assert member_client.get("/admin/login/").status_code == 301
+
+
+def test_a_host_not_allowed_is_a_json_400_also_with_debug_on(member_client, settings):
+    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.DEBUG = True
+    response = member_client.get("/api/issues", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "bad_request"

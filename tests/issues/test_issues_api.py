@@ -244,6 +244,20 @@ def test_stale_if_match_is_412_with_current(member_client):
     assert response.json()["code"] == "version_conflict"
 
 
+def test_stale_if_match_with_an_empty_form_version_is_412(member_client):
+    """The version came from If-Match (the form's ``version`` field is empty): a stale one is a 412, not a 409."""
+    issue = IssueFactory()
+    Issue.objects.filter(pk=issue.pk).update(version=5)
+    response = member_client.patch(
+        f"/api/issues/{issue.pk}",
+        "title=b&version=",
+        content_type="application/x-www-form-urlencoded",
+        HTTP_IF_MATCH='"4"',
+    )
+    assert response.status_code == 412
+    assert response.json()["current_version"] == 5
+
+
 def test_patch_that_changes_nothing_keeps_version(member_client):
     issue = IssueFactory(title="Same")
     response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "Same", "version": 1}, format="json")
