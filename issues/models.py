@@ -113,7 +113,7 @@ class Issue(models.Model):
             ("import_issue", "Can import issues from CSV"),
         ]
         # Every index costs each write of a row that changes an indexed column (status changes cannot be
-        # HOT updates): a 1,000-issue bulk pays about 12 ms per index. Priority has no index of its own:
+        # HOT updates; measured in docs/performance.md). Priority has no index of its own:
         # four values match a quarter of the rows each, so a scan of issue_created_idx finds a page fast,
         # and ordering by priority sorts by severity rank, which no plain index serves.
         indexes = [
