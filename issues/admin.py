@@ -14,7 +14,8 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
@@ -140,8 +141,17 @@ class LabelAdmin(admin.ModelAdmin):
     list_display = ["id", "name", "color"]
     search_fields = ["name"]
 
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        """A deletion refused as busy rolls back the whole view (its log entry too) and says so, instead of
+        reporting a deletion that did not happen."""
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except services.LabelBusy as exc:
+            self.message_user(request, f"{exc} Nothing was deleted.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:issues_label_change", args=[object_id]))
+
     def delete_model(self, request: HttpRequest, obj: Label) -> None:
-        self._delete(request, [obj])
+        services.label_delete(label=obj, actor=request.user, source=Source.ADMIN)  # LabelBusy: see delete_view
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Label]) -> None:
         self._delete(request, list(queryset))

@@ -110,6 +110,46 @@ def test_admin_label_delete_records_events(client, staff):
     assert (event.type, event.source, event.details) == ("labels_changed", "admin", {"added": [], "removed": ["gone"]})
 
 
+@pytest.mark.django_db(transaction=True)
+def test_admin_label_delete_refused_as_busy_says_so_and_changes_nothing(client, staff):
+    """A change holding the label lock (an import, say) makes the deletion give up after its bounded wait: the
+    admin says nothing was deleted, and neither the label, the issue nor the admin's history changed."""
+    import threading
+
+    import psycopg
+    from django.contrib.admin.models import LogEntry
+
+    from issues.services import LABEL_USE_LOCK
+    from tests.servers import database_url
+
+    client.force_login(staff)
+    label = LabelFactory(name="held")
+    issue = IssueFactory(labels=[label])
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with psycopg.connect(database_url()) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", [LABEL_USE_LOCK])
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        response = client.post(f"/admin/issues/label/{label.pk}/delete/", {"post": "yes"}, follow=True)
+    finally:
+        release.set()
+        holder.join()
+    assert response.redirect_chain[0][0] == f"/admin/issues/label/{label.pk}/change/"
+    text = response.content.decode()
+    assert "Nothing was deleted." in text and "deleted successfully" not in text
+    assert Label.objects.filter(pk=label.pk).exists()
+    issue.refresh_from_db()
+    assert issue.version == 1
+    assert not LogEntry.objects.filter(object_id=str(label.pk)).exists()
+
+
 def test_admin_refuses_label_names_with_separators(client, staff):
     client.force_login(staff)
     response = client.post("/admin/issues/label/add/", {"name": "a,b", "color": "#cccccc"})
