@@ -95,11 +95,6 @@ def issue_comments(*, issue_id: int) -> QuerySet[Comment]:
     return Comment.objects.filter(issue_id=issue_id).select_related("author").order_by("created_at", "id")
 
 
-def issue_comments_preview(*, issue_id: int) -> list[Comment]:
-    """The first DETAIL_COMMENT_LIMIT comments of an issue, as shown in its detail."""
-    return list(issue_comments(issue_id=issue_id)[:DETAIL_COMMENT_LIMIT])
-
-
 def issue_timeline(*, issue_id: int) -> QuerySet[IssueEvent]:
     """An issue's events, oldest first, with their actors."""
     return IssueEvent.objects.filter(issue_id=issue_id).select_related("actor").order_by("timestamp", "id")
