@@ -1,12 +1,12 @@
 """Token authentication that accepts both ``Authorization: Token <key>`` and ``Bearer <key>``, and loads the
-token, its user and the user's permissions in a single query."""
+token, its user and what the user may see (``issues.access``) in a single query."""
 
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
-from issues.fastpath.tokens import permission_names, token_user
+from issues.fastpath.tokens import token_user
 
 
 class TokenOrBearerAuthentication(TokenAuthentication):
@@ -30,11 +30,6 @@ class TokenOrBearerAuthentication(TokenAuthentication):
         token = Token(key=key, user=user)
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        if not user.is_superuser:
-            # The permission backend (issues.backends) keeps a user's permissions in ``_perm_cache``; filling
-            # it here spares every request the separate permission query.
-            ids = f"{user.group_perms or ''} {user.own_perms or ''}".split()
-            user._perm_cache = permission_names({int(pk) for pk in ids})
         return user, token
 
     def authenticate_header(self, request: Request) -> str:

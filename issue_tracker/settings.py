@@ -179,6 +179,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 BULK_MAX_ITEMS = env_int("BULK_MAX_ITEMS", 1000)
+# The project of issues and labels created without one (a client written before projects existed).
+DEFAULT_PROJECT_KEY = os.environ.get("DEFAULT_PROJECT_KEY", "MAIN").strip().upper() or "MAIN"
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 20 * 1024 * 1024)
 IMPORT_MAX_ROWS = env_int("IMPORT_MAX_ROWS", 200_000)
 IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)  # Idempotency-Key replay window
@@ -188,7 +190,7 @@ IMPORT_STATEMENT_TIMEOUT_MS = env_int("IMPORT_STATEMENT_TIMEOUT_MS", 600_000)
 DB_RETRY_AFTER_SECONDS = env_int("DB_RETRY_AFTER_SECONDS", 5)
 
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.ActionPermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["issues.access.ProjectPermission"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.TokenOrBearerAuthentication",
         "rest_framework.authentication.SessionAuthentication",

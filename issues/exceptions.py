@@ -28,8 +28,10 @@ class VersionConflict(DomainError):
         """The issue as it is now, read again with its label names."""
         if self._current_issue is None:
             from . import selectors
+            from .access import SYSTEM
 
-            self._current_issue = selectors.issue_get(issue_id=self.current.pk)
+            # Raised only once the caller was found to see the issue (services.issue_update).
+            self._current_issue = selectors.issue_get(SYSTEM, issue_id=self.current.pk)
         return self._current_issue
 
     def body(self) -> dict[str, Any]:
@@ -45,3 +47,13 @@ class VersionConflict(DomainError):
 
     def headers(self) -> dict[str, str]:
         return {"ETag": f'"{self.current_issue().version}"'}
+
+
+class AssigneeCannotSee(DomainError):
+    """The assignee cannot see the issue's project (a private one they are not a member of): a 400 on ``assignee``."""
+
+    def __init__(self, user_id: int, project_key: str) -> None:
+        super().__init__(f"User {user_id} cannot see project {project_key} and cannot be assigned its issues.")
+
+    def body(self) -> dict[str, Any]:
+        return {"assignee": [str(self)]}

@@ -6,6 +6,7 @@ Models hold no behaviour that writes: every write lives in ``issues.services``.
 import pgtrigger
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -53,6 +54,95 @@ class EventType(models.TextChoices):
     COMMENTED = "commented", "Commented"
 
 
+class Visibility(models.TextChoices):
+    PRIVATE = "private", "Private"
+    INTERNAL = "internal", "Internal"
+
+
+class Role(models.TextChoices):
+    """A member's role in a project (what each may do: ``issues.access``)."""
+
+    VIEWER = "viewer", "Viewer"
+    MEMBER = "member", "Member"
+    MAINTAINER = "maintainer", "Maintainer"
+
+
+PROJECT_KEY_PATTERN = r"^[A-Z][A-Z0-9]{1,9}\Z"
+PROJECT_KEY_MAX = 10
+validate_project_key = RegexValidator(
+    PROJECT_KEY_PATTERN, "A key is 2-10 characters, A-Z and 0-9, starting with a letter.", code="invalid"
+)
+
+
+def number_sequence_name(project_id: int) -> str:
+    """The database sequence that numbers the issues of project ``project_id`` (created by its insert trigger)."""
+    return f"issues_project_{int(project_id)}_number_seq"
+
+
+class Project(models.Model):
+    """A project: its own issues (numbered ``KEY-1``, ``KEY-2``, ...), labels and members.
+
+    Each project has a database sequence for its issue numbers, created by the row's insert trigger and dropped
+    with the row, so every way of creating a project (API, admin, migration, fixtures) has one. A sequence gives
+    numbers without locking anything: creators in one project never wait for each other or for an import, and
+    creators in different projects touch nothing in common. Numbers are never reused; a rolled-back insert leaves
+    a gap, as in GitHub, GitLab and Jira.
+    """
+
+    key = models.CharField(max_length=PROJECT_KEY_MAX, unique=True, validators=[validate_project_key])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(key__regex=r"^[A-Z][A-Z0-9]{1,9}$"), name="project_key_format"),
+        ]
+        triggers = [
+            pgtrigger.Trigger(
+                name="number_sequence_create",
+                level=pgtrigger.Row,
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                declare=[("seq", "text")],
+                func=(
+                    "seq := 'issues_project_' || NEW.id || '_number_seq';"
+                    " EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I AS bigint', seq);"
+                    " PERFORM setval(seq::regclass, 1, false); RETURN NULL;"
+                ),
+            ),
+            pgtrigger.Trigger(
+                name="number_sequence_drop",
+                level=pgtrigger.Row,
+                when=pgtrigger.After,
+                operation=pgtrigger.Delete,
+                func="EXECUTE format('DROP SEQUENCE IF EXISTS %I', 'issues_project_' || OLD.id || '_number_seq');"
+                " RETURN NULL;",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Membership(models.Model):
+    """A user's role in a project. Staff need none: they act as maintainers everywhere (``issues.access``)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        ordering = ["project", "user"]
+        # (user, project): the caller's memberships are read by user on every request.
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="membership_user_project_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project}: {self.role}"
+
+
 def validate_label_name(value: str) -> None:
     """Label names are joined with ``,`` (and CSV cells split on ``,`` or ``;``), so neither may occur in one."""
     if "," in value or ";" in value:
@@ -60,16 +150,18 @@ def validate_label_name(value: str) -> None:
 
 
 class Label(models.Model):
-    """A tag on issues. Names are unique ignoring case, enforced by a functional unique index."""
+    """A tag on the issues of one project. Names are unique in the project ignoring case (a functional unique
+    index); an issue carries labels of its own project only (``issues.services``)."""
 
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="labels", db_index=False)
     name = models.CharField(max_length=50, validators=[validate_label_name])
     color = models.CharField(max_length=7, default="#cccccc")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "id"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="label_name_ci_unique"),
+            models.UniqueConstraint("project", Lower("name"), name="label_project_name_ci_unique"),
         ]
 
     def __str__(self) -> str:
@@ -77,8 +169,13 @@ class Label(models.Model):
 
 
 class Issue(models.Model):
-    """An issue. ``version`` is the optimistic-lock counter: +1 for every accepted change."""
+    """An issue of a project, named ``KEY-number``. ``version`` is the optimistic-lock counter: +1 for every
+    accepted change. ``project`` and ``number`` never change (a database trigger refuses it)."""
 
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="issues", db_index=False)
+    # From the project's sequence: given by the services (the import takes a batch's numbers in one statement),
+    # else by the insert trigger below.
+    number = models.BigIntegerField(editable=False)
     title = models.CharField(max_length=255)
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
@@ -116,7 +213,9 @@ class Issue(models.Model):
         # HOT updates; measured in docs/performance.md). Priority has no index of its own:
         # four values match a quarter of the rows each, so a scan of issue_created_idx finds a page fast,
         # and ordering by priority sorts by severity rank, which no plain index serves.
+        constraints = [models.UniqueConstraint(fields=["project", "number"], name="issue_project_number_unique")]
         indexes = [
+            models.Index(fields=["project", "created_at", "id"], name="issue_project_created_idx"),
             models.Index(fields=["created_at", "id"], name="issue_created_idx"),
             models.Index(fields=["updated_at", "id"], name="issue_updated_idx"),
             models.Index(fields=["status", "created_at", "id"], name="issue_status_created_idx"),
@@ -130,16 +229,16 @@ class Issue(models.Model):
             ),
         ]
         # The issue tally (``IssueTally``): each INSERT or DELETE statement (a COPY of 5,000 rows included) adds
-        # its row count, read from its transition table, to the slot of the backend running it, in its own
-        # transaction; TRUNCATE clears the tally. Migration 0009 makes them ENABLE ALWAYS so that they fire also
-        # under session_replication_role = replica (bench/seed.py): pgtrigger has no option for it and creates
+        # its row counts per project, read from its transition table, to the slots of the backend running it, in
+        # its own transaction; TRUNCATE clears the tally. ENABLE ALWAYS (migrations 0009, 0010) makes them fire
+        # also under session_replication_role = replica (bench/seed.py): pgtrigger has no option for it and creates
         # triggers as plain ENABLE, so a migration that recreates one (a changed body) must repeat that ALTER
         # (tests/issues/test_issue_tally.py checks it). Never pgtrigger.ignore() them: the count would drift.
+        # An issue never changes project (``frozen_project_number``), so UPDATEs leave the tally alone.
         _tally_upsert = """
-            IF delta <> 0 THEN
-                INSERT INTO issues_issuetally AS t (slot, issues) VALUES (pg_backend_pid() % 16, delta)
-                ON CONFLICT (slot) DO UPDATE SET issues = t.issues + EXCLUDED.issues;
-            END IF;
+                INSERT INTO issues_issuetally AS t (project_id, slot, issues)
+                SELECT d.project_id, pg_backend_pid() % 16, d.delta FROM d WHERE d.delta <> 0
+                ON CONFLICT (project_id, slot) DO UPDATE SET issues = t.issues + EXCLUDED.issues;
             RETURN NULL;"""
         triggers = [
             pgtrigger.Trigger(
@@ -148,8 +247,8 @@ class Issue(models.Model):
                 when=pgtrigger.After,
                 operation=pgtrigger.Insert,
                 referencing=pgtrigger.Referencing(new="tally_new_rows"),
-                declare=[("delta", "bigint")],
-                func="SELECT count(*) INTO delta FROM tally_new_rows;" + _tally_upsert,
+                func="WITH d AS (SELECT project_id, count(*) AS delta FROM tally_new_rows GROUP BY project_id)"
+                + _tally_upsert,
             ),
             pgtrigger.Trigger(
                 name="tally_delete",
@@ -157,8 +256,8 @@ class Issue(models.Model):
                 when=pgtrigger.After,
                 operation=pgtrigger.Delete,
                 referencing=pgtrigger.Referencing(old="tally_old_rows"),
-                declare=[("delta", "bigint")],
-                func="SELECT -count(*) INTO delta FROM tally_old_rows;" + _tally_upsert,
+                func="WITH d AS (SELECT project_id, -count(*) AS delta FROM tally_old_rows GROUP BY project_id)"
+                + _tally_upsert,
             ),
             pgtrigger.Trigger(
                 name="tally_truncate",
@@ -167,10 +266,35 @@ class Issue(models.Model):
                 operation=pgtrigger.Truncate,
                 func="DELETE FROM issues_issuetally; RETURN NULL;",
             ),
+            # A row inserted without a number (a fixture, a bulk_create) takes the next one of its project.
+            pgtrigger.Trigger(
+                name="number_default",
+                level=pgtrigger.Row,
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                condition=pgtrigger.Q(new__number__isnull=True),
+                func="NEW.number := nextval(('issues_project_' || NEW.project_id || '_number_seq')::regclass);"
+                " RETURN NEW;",
+            ),
+            pgtrigger.ReadOnly(name="frozen_project_number", fields=["project", "number"]),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.title}"
+        return f"{self.key} {self.title}"
+
+    @property
+    def project_key(self) -> str:
+        """The project's key: the ``project_key`` annotation of ``selectors`` when present, else the project's."""
+        return self.__dict__.get("project_key") or self.project.key
+
+    @project_key.setter
+    def project_key(self, value: str) -> None:
+        self.__dict__["project_key"] = value
+
+    @property
+    def key(self) -> str:
+        """``KEY-number``, the issue's name."""
+        return f"{self.project_key}-{self.number}"
 
     def label_names(self) -> list[str]:
         """The names of the issue's labels, ordered ignoring case. Reads the
@@ -235,19 +359,24 @@ class IssueEvent(models.Model):
 
 
 class IssueTally(models.Model):
-    """The number of issues, kept by database triggers (``Issue.Meta.triggers``, django-pgtrigger), so that the
-    unfiltered list's ``count`` reads a few rows instead of running ``COUNT(*)`` over the whole table.
+    """The number of issues per project, kept by database triggers (``Issue.Meta.triggers``, django-pgtrigger), so
+    that the unfiltered list's ``count`` over the projects a caller sees reads a few rows instead of running
+    ``COUNT(*)`` over their issues.
 
-    Each INSERT, DELETE or TRUNCATE statement on the issue table adds its row count to the slot of the backend
-    running it (``pg_backend_pid() % 16``) in the same transaction, so the sum is exact in every
+    Each INSERT, DELETE or TRUNCATE statement on the issue table adds its row counts per project to the slot of the
+    backend running it (``pg_backend_pid() % 16``) in the same transaction, so the sum is exact in every
     snapshot, and concurrent writers mostly touch different rows. Nothing else writes here.
     """
 
-    slot = models.SmallIntegerField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    slot = models.SmallIntegerField()
     issues = models.BigIntegerField(default=0)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "slot"], name="tally_project_slot_unique")]
+
     def __str__(self) -> str:
-        return f"slot {self.slot}: {self.issues}"
+        return f"project {self.project_id} slot {self.slot}: {self.issues}"
 
 
 class IdempotencyRecord(models.Model):

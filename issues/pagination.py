@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.utils.functional import cached_property
 
 from . import selectors
+from .access import Access
 from .models import Issue
 
 # Pages 1..PREPARED_PAGES of the whole list are read with their count by one prepared statement per page's
@@ -22,15 +23,18 @@ class IssueListPaginator(Paginator):
     kept total), in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by
     one prepared statement). Any other page of issues is read through ``selectors.issue_page``."""
 
-    def __init__(self, *args: Any, unfiltered: bool = False, whole_list: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, access: Access, unfiltered: bool = False, whole_list: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.access = access
         self.unfiltered = unfiltered
         self.whole_list = whole_list
 
     @cached_property
     def count(self) -> int:
         if self.unfiltered:
-            return selectors.issue_total()
+            return selectors.issue_total(self.access)
         return super().count
 
     def page(self, number: Any) -> Any:
@@ -43,7 +47,7 @@ class IssueListPaginator(Paginator):
         prepared = self.whole_list and self.orphans == 0 and digits.isdecimal() and len(digits) <= 4
         if prepared and 1 <= int(digits) <= PREPARED_PAGES:
             bottom = (int(digits) - 1) * self.per_page
-            read = selectors.issue_list_page(bottom, bottom + self.per_page)
+            read = selectors.issue_list_page(self.access, bottom, bottom + self.per_page)
             if read is not None:
                 rows, self.count = read  # the count read with the rows replaces the cached property's
                 self.__dict__.pop("num_pages", None)  # computed from the old count for ?page=last

@@ -1,29 +1,50 @@
-"""Every read of the tracker that needs joins or filtering; each returns a queryset with its joins applied."""
+"""Every read of the tracker that needs joins or filtering; each returns a queryset with its joins applied.
+
+Every read of issues, comments, events and labels is scoped here to the projects the caller can see
+(``issues.access.Access``), so no view can forget it: an issue of a project the caller cannot see is simply not
+found. Staff (``Access.everything``) read statements without the scope."""
 
 import json
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 
+from .access import Access
 from .fastpath.prepared import PreparedGet, PreparedRows
-from .fastpath.subqueries import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined
-from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label
+from .fastpath.subqueries import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined, ProjectKey
+from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label, Project
 
 DETAIL_COMMENT_LIMIT = 100
 
 
-def issue_list() -> QuerySet[Issue]:
-    """Issues newest first, each with its label names joined in by a subquery (no extra query per page)."""
-    return Issue.objects.annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)).order_by(
-        "-created_at", "-id"
-    )
+def _issues_annotated() -> QuerySet[Issue]:
+    return Issue.objects.annotate(
+        project_key=ProjectKey(), label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)
+    ).order_by("-created_at", "-id")
 
 
-def issue_total() -> int:
-    """The number of issues, as the database triggers keep it (``IssueTally``): the same cost at any size."""
-    return sum(IssueTally.objects.values_list("issues", flat=True))
+def scope(queryset: QuerySet, access: Access, field: str = "project_id") -> QuerySet:
+    """``queryset`` narrowed to the projects the caller can see (``field`` names the project column)."""
+    visible = access.visible_ids
+    return queryset if visible is None else queryset.filter(**{f"{field}__any": visible})
+
+
+def issue_list(access: Access) -> QuerySet[Issue]:
+    """The issues the caller can see, newest first, each with its project's key and its label names joined in by
+    subqueries (no extra query per page)."""
+    return scope(_issues_annotated(), access)
+
+
+def visible_projects(access: Access) -> QuerySet[Project]:
+    return scope(Project.objects.all(), access, "id").order_by("key")
+
+
+def issue_total(access: Access) -> int:
+    """The number of issues the caller can see, as the database triggers keep it per project (``IssueTally``): the
+    same cost at any size."""
+    return sum(scope(IssueTally.objects.all(), access).values_list("issues", flat=True))
 
 
 def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue]:
@@ -38,43 +59,82 @@ def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue
     return issues.filter(pk__in=issues.values("pk")[start:stop])[: stop - start]
 
 
-def issue_list_page(start: int, stop: int) -> tuple[list[Issue], int] | None:
-    """Rows ``start:stop`` of the whole list (``issue_list()``, no filter) and the number of issues, read together
-    by one prepared statement: the statement of each page's bounds is compiled once per process, and the count
-    is the triggers' tally, carried in every row. None when the page is empty (no row to carry the count)."""
-    rows: list[Any] = _ISSUE_LIST_PAGES.rows(start, stop)
+def issue_list_page(access: Access, start: int, stop: int) -> tuple[list[Issue], int] | None:
+    """Rows ``start:stop`` of the caller's whole list (``issue_list()``, no filter) and the number of issues in it,
+    read together by one prepared statement: the statement of each page's bounds is compiled once per process
+    (the caller's projects are its one array parameter), and the count is the triggers' tally, carried in every
+    row. None when the page is empty (no row to carry the count)."""
+    visible = access.visible_ids
+    if visible is None:
+        rows: list[Any] = _ISSUE_LIST_PAGES_ALL.rows(start, stop)
+    else:
+        rows = _ISSUE_LIST_PAGES.rows(start, stop, values=[visible])
     if not rows:
         return None
     return rows, rows[0].issues_total
 
 
 _ISSUE_LIST_PAGES = PreparedRows(
-    lambda start, stop: issue_page(issue_list().annotate(issues_total=IssueTotal()), start, stop)
+    lambda start, stop, projects: issue_page(
+        _issues_annotated().filter(project_id__any=[projects]).annotate(issues_total=IssueTotal([projects])),
+        start,
+        stop,
+    ),
+    arity=1,
+)
+_ISSUE_LIST_PAGES_ALL = PreparedRows(
+    lambda start, stop: issue_page(_issues_annotated().annotate(issues_total=IssueTotal()), start, stop)
 )
 
 
-def issue_get(*, issue_id: int) -> Issue:
-    """One issue with its label names. Raises ``Issue.DoesNotExist``."""
-    return issue_list().get(pk=issue_id)
+def issue_get(access: Access, *, issue_id: int) -> Issue:
+    """One issue the caller can see, with its label names. Raises ``Issue.DoesNotExist``."""
+    return issue_list(access).get(pk=issue_id)
 
 
-def issue_detail(*, issue_id: int) -> Issue:
-    """One issue with its label names, ``comment_count`` and ``first_comments`` (the first
+def issue_id_by_key(access: Access, key: str) -> int:
+    """The id of the issue ``KEY-number`` (key ignoring case) among those the caller can see. Raises
+    ``Issue.DoesNotExist`` (also for a key that is not one)."""
+    project_key, _, number = key.strip().upper().rpartition("-")
+    if not (number.isascii() and number.isdigit() and len(number) <= 18 and project_key):
+        raise Issue.DoesNotExist(key)
+    found = scope(Issue.objects.filter(project__key=project_key, number=int(number)), access)
+    issue_id = found.values_list("pk", flat=True).first()
+    if issue_id is None:
+        raise Issue.DoesNotExist(key)
+    return issue_id
+
+
+def issue_detail(access: Access, *, issue_id: int) -> Issue:
+    """One issue the caller can see, with its label names, ``comment_count`` and ``first_comments`` (the first
     DETAIL_COMMENT_LIMIT comments, oldest first, with their authors), in one query: the comments are
     aggregated into JSON by a subquery. Raises ``Issue.DoesNotExist``."""
-    issue: Any = _ISSUE_DETAIL.get(issue_id)  # with attributes the type checker does not know: annotations and these
+    visible = access.visible_ids
+    # with attributes the type checker does not know: annotations and these
+    issue: Any = _ISSUE_DETAIL_ALL.get(issue_id) if visible is None else _ISSUE_DETAIL.get(issue_id, visible)
     issue.first_comments = [_comment_from_json(issue, row) for row in json.loads(issue.first_comments_json)]
     return issue
 
 
-# The detail's one statement, compiled once and prepared per connection.
+def _detail(issues: QuerySet[Issue], issue_id: int) -> QuerySet[Issue]:
+    return issues.annotate(
+        comment_count=CommentCount(), first_comments_json=FirstCommentsJson(limit=DETAIL_COMMENT_LIMIT)
+    ).filter(pk=issue_id)
+
+
+# The detail's one statement, compiled once and prepared per connection (with the scope, and for staff without).
 _ISSUE_DETAIL = PreparedGet(
-    lambda issue_id: (
-        issue_list()
-        .annotate(comment_count=CommentCount(), first_comments_json=FirstCommentsJson(limit=DETAIL_COMMENT_LIMIT))
-        .filter(pk=issue_id)
-    )
+    lambda issue_id, projects: _detail(_issues_annotated().filter(project_id__any=[projects]), issue_id), arity=2
 )
+_ISSUE_DETAIL_ALL = PreparedGet(lambda issue_id: _detail(_issues_annotated(), issue_id))
+
+
+def issue_project_id(access: Access, *, issue_id: int) -> int:
+    """The project of an issue the caller can see. Raises ``Issue.DoesNotExist``."""
+    project_id = scope(Issue.objects.filter(pk=issue_id), access).values_list("project_id", flat=True).first()
+    if project_id is None:
+        raise Issue.DoesNotExist(issue_id)
+    return project_id
 
 
 def _comment_from_json(issue: Issue, row: dict[str, Any]) -> Comment:
@@ -91,18 +151,23 @@ def _comment_from_json(issue: Issue, row: dict[str, Any]) -> Comment:
 
 
 def issue_comments(*, issue_id: int) -> QuerySet[Comment]:
-    """An issue's comments, oldest first, with their authors."""
+    """An issue's comments, oldest first, with their authors (for an issue already found through the scope)."""
     return Comment.objects.filter(issue_id=issue_id).select_related("author").order_by("created_at", "id")
 
 
 def issue_timeline(*, issue_id: int) -> QuerySet[IssueEvent]:
-    """An issue's events, oldest first, with their actors."""
+    """An issue's events, oldest first, with their actors (for an issue already found through the scope)."""
     return IssueEvent.objects.filter(issue_id=issue_id).select_related("actor").order_by("timestamp", "id")
 
 
-def label_list() -> QuerySet[Label]:
-    """Labels by name, each with the number of issues carrying it."""
-    return Label.objects.annotate(issue_count=Count("issues")).order_by("name", "id")
+def label_list(access: Access) -> QuerySet[Label]:
+    """The labels of the projects the caller can see, by name, each with its project's key and the number of issues
+    carrying it."""
+    return (
+        scope(Label.objects.all(), access)
+        .annotate(issue_count=Count("issues"), project_key=F("project__key"))
+        .order_by("name", "id")
+    )
 
 
 def user_list(*, search: str | None = None) -> QuerySet:

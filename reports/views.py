@@ -21,7 +21,6 @@ BAD_PARAMS = OpenApiResponse(description='A parameter is invalid: `{"<parameter>
 class ReportView(APIView):
     """A read-only report: GET (and HEAD) need permission to view issues."""
 
-    permission_map = {"get": ["issues.view_issue"], "head": ["issues.view_issue"]}
 
 
 class TopAssigneesView(ReportView):

@@ -12,16 +12,43 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from issues.models import Comment, Issue, IssueEvent, Label
+from issues.access import default_project_key
+from issues.models import Comment, Issue, IssueEvent, Label, Membership, Project, Visibility
 from issues.roles import sync_role_groups
 
 
 def ensure_role_groups() -> None:
-    """The role groups come from a data migration; transactional tests flush them, so bring them back."""
+    """The staff group comes from a data migration; transactional tests flush it, so bring it back."""
     if not Group.objects.filter(name="staff").exists():
         from django.apps import apps
 
         sync_role_groups(apps)
+
+
+def default_project() -> Project:
+    """The default project (``DEFAULT_PROJECT_KEY``, internal), as the migration creates it; transactional tests
+    flush it, so it is made again when missing."""
+    project, _ = Project.objects.get_or_create(
+        key=default_project_key(), defaults={"name": "Main", "visibility": Visibility.INTERNAL}
+    )
+    return project
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+        django_get_or_create = ("key",)
+
+    key = factory.Sequence(lambda n: f"P{n}")
+    name = factory.LazyAttribute(lambda project: f"Project {project.key}")
+    visibility = Visibility.PRIVATE
+
+
+def add_member(user: Any, project: Project, role: str) -> Membership:
+    """Give ``user`` the ``role`` in ``project`` (replacing any role it had there)."""
+    membership, _ = Membership.objects.update_or_create(user=user, project=project, defaults={"role": role})
+    user.__dict__.pop("_project_access", None)
+    return membership
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -37,9 +64,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @factory.post_generation
     def role(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        """``role="member"``: that role in the default project (``project=`` in the call names another)."""
         if create and extracted:
-            ensure_role_groups()
-            self.groups.add(Group.objects.get(name=extracted))
+            add_member(self, kwargs.get("project") or default_project(), extracted)  # type: ignore[arg-type]
 
 
 SHARED_USERNAME = "reporter"
@@ -55,6 +82,7 @@ class LabelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Label
 
+    project = factory.LazyFunction(default_project)
     name = factory.Sequence(lambda n: f"label-{n}")
 
 
@@ -65,6 +93,7 @@ class IssueFactory(factory.django.DjangoModelFactory):
         model = Issue
         skip_postgeneration_save = True
 
+    project = factory.LazyFunction(default_project)
     title = factory.Sequence(lambda n: f"Issue {n}")
     description = "Steps to reproduce"
     reporter = factory.LazyFunction(shared_user)
@@ -101,6 +130,7 @@ def make_issues(
     go to every issue (the reporter is ``shared_user()`` unless given)."""
     now = timezone.now()
     fields.setdefault("reporter", shared_user())
+    fields.setdefault("project", default_project())
     issues = Issue.objects.bulk_create(
         Issue(
             title=f"Issue {i}",

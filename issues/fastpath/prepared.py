@@ -88,25 +88,50 @@ class _Compiled(Generic[_M]):
         return instance
 
 
+def _markers(count: int) -> list[int]:
+    return [MARKER - i for i in range(count)]
+
+
+def _marker_positions(params: Sequence[Any], markers: Sequence[int]) -> list[tuple[int, int, bool]]:
+    """Where each marker went in the compiled parameters: ``(parameter index, value index, as an array)``. A marker
+    given as a one-element list (``[marker]``, for ``__any``) is an array parameter. Each must occur (once or more:
+    the list's scope and its count use the same projects)."""
+    positions = []
+    for value_at, marker in enumerate(markers):
+        found = [(i, False) for i, p in enumerate(params) if p == marker]
+        found += [(i, True) for i, p in enumerate(params) if p == [marker]]
+        if not found:
+            raise ValueError("Prepared: the queryset must carry each value in its parameters")
+        positions.extend((param_at, value_at, as_array) for param_at, as_array in found)
+    return positions
+
+
+def _substitute(params: Sequence[Any], positions: list[tuple[int, int, bool]], values: Sequence[Any]) -> list[Any]:
+    filled = list(params)
+    for param_at, value_at, as_array in positions:
+        value = values[value_at]
+        filled[param_at] = [int(item) for item in value] if as_array else value
+    return filled
+
+
 class PreparedGet(Generic[_M]):
-    """``build(value)`` returns a queryset matching at most one row, in which ``value`` (an int, the primary
-    key say) is the only thing that changes from call to call; ``get(value)`` returns that row's instance,
-    with its annotations, or raises the model's ``DoesNotExist``. The default database only."""
+    """``build(*values)`` returns a queryset matching at most one row, in which ``values`` (ints, the primary
+    key say, or lists of ints given to ``__any`` as ``[value]``) are the only things that change from call to
+    call; ``get(*values)`` returns that row's instance, with its annotations, or raises the model's
+    ``DoesNotExist``. The default database only."""
 
-    def __init__(self, build: Callable[[int], QuerySet[_M]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[_M]], *, arity: int = 1) -> None:
         self.build = build
-        self._compiled: tuple[_Compiled[_M], int] | None = None
+        self.arity = arity
+        self._compiled: tuple[_Compiled[_M], list[tuple[int, int, bool]]] | None = None
 
-    def get(self, value: int) -> _M:
+    def get(self, *values: Any) -> _M:
         if self._compiled is None:
-            compiled = _Compiled(self.build(MARKER))
-            if compiled.params.count(MARKER) != 1:
-                raise ValueError("PreparedGet: the queryset must carry the value exactly once in its parameters")
-            self._compiled = compiled, compiled.params.index(MARKER)
-        compiled, marker_at = self._compiled
-        params = list(compiled.params)
-        params[marker_at] = value
-        row = fetch_prepared(compiled.sql, params)
+            markers = _markers(self.arity)
+            compiled = _Compiled(self.build(*markers))
+            self._compiled = compiled, _marker_positions(compiled.params, markers)
+        compiled, positions = self._compiled
+        row = fetch_prepared(compiled.sql, _substitute(compiled.params, positions, values))
         if row is None:
             model: Any = compiled.model  # each model class has its own DoesNotExist (the Model stub has none)
             raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
@@ -114,19 +139,24 @@ class PreparedGet(Generic[_M]):
 
 
 class PreparedRows(Generic[_M]):
-    """``build(*key)`` returns a queryset in which nothing changes for the same key (a page of a list, the
-    key being its bounds); ``rows(*key)`` returns its instances, with their annotations (default database).
+    """``build(*key, *values)`` returns a queryset in which nothing changes for the same key (a page of a list, the
+    key being its bounds) but ``values`` (``arity`` of them, as for ``PreparedGet``: the caller's projects, say);
+    ``rows(*key, values=...)`` returns its instances, with their annotations (default database).
 
     The statements of the last ``keys`` keys stay compiled; psycopg keeps at most ``prepared_max`` (100)
     statements prepared per connection and deallocates the least recently used beyond that."""
 
-    def __init__(self, build: Callable[..., QuerySet[_M]], *, keys: int = 64) -> None:
+    def __init__(self, build: Callable[..., QuerySet[_M]], *, keys: int = 64, arity: int = 0) -> None:
         self.build = build
+        self.arity = arity
         self._compiled = functools.lru_cache(maxsize=keys)(self._compile)
 
-    def rows(self, *key: Hashable) -> list[_M]:
-        compiled = self._compiled(key)
-        return [compiled.instance(row) for row in fetch_all_prepared(compiled.sql, compiled.params)]
+    def rows(self, *key: Hashable, values: Sequence[Any] = ()) -> list[_M]:
+        compiled, positions = self._compiled(key)
+        params = _substitute(compiled.params, positions, values)
+        return [compiled.instance(row) for row in fetch_all_prepared(compiled.sql, params)]
 
-    def _compile(self, key: tuple[Hashable, ...]) -> _Compiled[_M]:
-        return _Compiled(self.build(*key))
+    def _compile(self, key: tuple[Hashable, ...]) -> tuple[_Compiled[_M], list[tuple[int, int, bool]]]:
+        markers = _markers(self.arity)
+        compiled = _Compiled(self.build(*key, *markers))
+        return compiled, _marker_positions(compiled.params, markers)

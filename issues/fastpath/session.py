@@ -89,3 +89,18 @@ def take_label_use_lock_exclusive(*, wait_ms: int) -> None:
     transaction (a longer wait raises the database's lock-timeout error, SQLSTATE LOCK_NOT_AVAILABLE)."""
     with connection.cursor() as cursor:
         cursor.execute(_LABEL_USE_LOCK_EXCLUSIVE, [wait_ms, str(wait_ms), LABEL_USE_LOCK])
+
+
+def take_issue_numbers(project_id: int, count: int) -> list[int]:
+    """The next ``count`` issue numbers of project ``project_id``, ascending, in one statement (``nextval`` of the
+    project's sequence, ``issues.models.Project``): no lock is taken, so concurrent creators and imports never
+    wait for each other nor collide."""
+    from ..models import number_sequence_name
+
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [number_sequence_name(project_id), count]
+        )
+        return sorted(row[0] for row in cursor.fetchall())

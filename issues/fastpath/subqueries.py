@@ -1,11 +1,31 @@
-"""SQL expressions written out by hand: the correlated subqueries of the hot reads, and the label filter's count of
-distinct lowered names."""
+"""SQL expressions written out by hand: the correlated subqueries of the hot reads, the label filter's count of
+distinct lowered names, and ``__any`` (``column = ANY(array)``), the project scope of every read."""
 
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Expression, IntegerField, TextField
+from django.db.models import CharField, Expression, ForeignKey, IntegerField, Lookup, TextField
 from django.db.models.expressions import RawSQL
+
+
+@ForeignKey.register_lookup
+class AnyOf(Lookup):
+    """``project_id__any=[1, 2, 3]``: ``project_id = ANY(%s::bigint[])``, the list sent as one array parameter.
+
+    ``__in`` writes one parameter per value, so a caller who sees 50 projects would run a different statement
+    from one who sees 5; with one array parameter every caller runs the same statement, which stays prepared
+    (``fastpath.prepared``) and planned once per connection."""
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [[int(item) for item in value]]
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs}::bigint[])", [*lhs_params, *rhs_params]
 
 
 def _check_separator(separator: str) -> None:
@@ -70,17 +90,40 @@ class CommentCount(CorrelatedSubquery):
 
 
 class IssueTotal(CorrelatedSubquery):
-    """The number of issues as the triggers keep it (``IssueTally``), the same in every row.
-    Not correlated: PostgreSQL computes it once per statement (an InitPlan), so a page of the list carries
-    its ``count`` without a second statement."""
+    """The number of issues in the projects ``project_ids`` (all projects when None) as the triggers keep it
+    (``IssueTally``), the same in every row. Not correlated: PostgreSQL computes it once per statement (an
+    InitPlan), so a page of the list carries its ``count`` without a second statement."""
 
     output_field = IntegerField()
 
-    def sql(self, connection: Any) -> str:
+    def __init__(self, project_ids: Sequence[int] | None = None) -> None:
+        super().__init__()
+        self.project_ids = None if project_ids is None else [int(pk) for pk in project_ids]
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         from ..models import IssueTally
 
         quote = connection.ops.quote_name
-        return f"SELECT COALESCE(SUM(t.{quote('issues')}), 0)::bigint FROM {quote(IssueTally._meta.db_table)} t"
+        sql = f"SELECT COALESCE(SUM(t.{quote('issues')}), 0)::bigint FROM {quote(IssueTally._meta.db_table)} t"
+        if self.project_ids is None:
+            return f"({sql})", []
+        return f"({sql} WHERE t.{quote('project_id')} = ANY(%s::bigint[]))", [self.project_ids]
+
+
+class ProjectKey(CorrelatedSubquery):
+    """The key of the issue's project (a primary-key probe per row of a page; no join, so a ``FOR UPDATE`` of
+    the issue locks no project row)."""
+
+    output_field = CharField()
+
+    def sql(self, connection: Any) -> str:
+        from ..models import Project
+
+        quote = connection.ops.quote_name
+        return (
+            f"SELECT p.{quote('key')} FROM {quote(Project._meta.db_table)} p "
+            f"WHERE p.{quote('id')} = {{outer}}.{quote('project_id')}"
+        )
 
 
 class FirstCommentsJson(CorrelatedSubquery):

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from ..limits import LABEL_NAME_MAX
-from ..models import MAX_ID, validate_label_name
+from ..models import MAX_ID, PROJECT_KEY_MAX, validate_label_name
 
 
 def encodable_text(value: str) -> None:
@@ -75,3 +75,15 @@ class StrictInputSerializer(serializers.Serializer):
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class ProjectKeyField(TextField):
+    """A project key as a client writes it: trimmed, upper-cased (keys match ignoring case). Whether the project
+    exists, and whether the caller can see it, is the view's question (``issues.access``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", PROJECT_KEY_MAX)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        return super().to_internal_value(data).upper()

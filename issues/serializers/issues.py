@@ -10,17 +10,29 @@ from rest_framework import serializers
 
 from ..limits import COMMENT_BODY_MAX, DESCRIPTION_MAX, LABELS_PER_ISSUE_MAX, TITLE_MAX, VERSION_MAX
 from ..models import MAX_ID, Comment, Issue, IssueEvent, Priority, Status
-from .fields import LabelNameField, StrictInputSerializer, TextField, UserIdField
+from .fields import LabelNameField, ProjectKeyField, StrictInputSerializer, TextField, UserIdField
 
 User = get_user_model()
 
 
-ISSUE_READ_ONLY = ("id", "reporter", "version", "created_at", "updated_at", "resolved_at", "comments", "comment_count")
+ISSUE_READ_ONLY = (
+    "id",
+    "number",
+    "key",
+    "reporter",
+    "version",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+    "comments",
+    "comment_count",
+)
 
 
 class IssueCreateInputSerializer(StrictInputSerializer):
     read_only_names: tuple[str, ...] = ISSUE_READ_ONLY
 
+    project = ProjectKeyField(required=False, help_text="The project's key; the default project when omitted.")
     title = TextField(max_length=TITLE_MAX)
     description = TextField(max_length=DESCRIPTION_MAX, allow_blank=True, required=False, trim_whitespace=False)
     status = serializers.ChoiceField(choices=Status.choices, required=False)
@@ -51,9 +63,11 @@ class IssueCreateInputSerializer(StrictInputSerializer):
 
 
 class IssueUpdateInputSerializer(IssueCreateInputSerializer):
-    """PATCH body: any of the create fields, plus ``version`` (required unless ``If-Match`` is sent)."""
+    """PATCH body: any of the create fields but ``project`` (an issue stays in its project), plus ``version``
+    (required unless ``If-Match`` is sent)."""
 
-    read_only_names = tuple(name for name in ISSUE_READ_ONLY if name != "version")
+    read_only_names = (*(name for name in ISSUE_READ_ONLY if name != "version"), "project")
+    project = None  # type: ignore[assignment]
 
     title = TextField(max_length=TITLE_MAX, required=False)
     version = serializers.IntegerField(min_value=1, max_value=VERSION_MAX, required=False)
@@ -70,10 +84,13 @@ class IssueUpdateInputSerializer(IssueCreateInputSerializer):
         """The assignee of the issue named in the request's path (the view's ``pk``), None when there is none."""
         request = self.context.get("request")
         parser_context = getattr(request, "parser_context", None) or {}
-        raw = str(parser_context.get("kwargs", {}).get("pk", ""))
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID):
-            return None
-        return Issue.objects.filter(pk=int(raw)).values_list("assignee_id", flat=True).first()
+        issue_id = self.context.get("issue_id")
+        if issue_id is None:
+            raw = str(parser_context.get("kwargs", {}).get("pk", ""))
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and 1 <= int(raw) <= MAX_ID):
+                return None
+            issue_id = int(raw)
+        return Issue.objects.filter(pk=issue_id).values_list("assignee_id", flat=True).first()
 
 
 @extend_schema_field(
@@ -114,6 +131,8 @@ class UserRefSerializer(serializers.Serializer):
 class IssueSerializer(serializers.ModelSerializer):
     """An issue as the API shows it."""
 
+    project = serializers.CharField(source="project_key", read_only=True)
+    key = serializers.CharField(read_only=True)
     assignee = serializers.IntegerField(source="assignee_id", allow_null=True, read_only=True)
     reporter = serializers.IntegerField(source="reporter_id", allow_null=True, read_only=True)
     labels = serializers.SerializerMethodField()
@@ -122,6 +141,9 @@ class IssueSerializer(serializers.ModelSerializer):
         model = Issue
         fields = [
             "id",
+            "project",
+            "number",
+            "key",
             "title",
             "description",
             "status",
@@ -143,8 +165,12 @@ class IssueSerializer(serializers.ModelSerializer):
         """The declared fields, built directly: the list renders up to 100 of these per request, and
         field-by-field rendering cost several times more. tests/issues/test_serializers.py pins that the
         output equals DRF's generic rendering of the same fields."""
+        project_key = issue.project_key
         return {
             "id": issue.pk,
+            "project": project_key,
+            "number": issue.number,
+            "key": f"{project_key}-{issue.number}",
             "title": issue.title,
             "description": issue.description,
             "status": issue.status,

@@ -8,11 +8,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from .. import events
-from ..exceptions import VersionConflict
+from ..access import Access, Action, user_can_see
+from ..exceptions import AssigneeCannotSee, VersionConflict
 from ..fastpath.prepared import PreparedGet
-from ..fastpath.session import hold_label_use_lock
-from ..fastpath.subqueries import LabelNamesJoined
-from ..models import LABEL_SEPARATOR, EventType, Issue, IssueEvent, Priority, Source, Status
+from ..fastpath.session import hold_label_use_lock, take_issue_numbers
+from ..fastpath.subqueries import LabelNamesJoined, ProjectKey
+from ..models import LABEL_SEPARATOR, EventType, Issue, IssueEvent, Priority, Project, Source, Status
 from .common import User, actor_id, remember_labels
 from .labels import labels_ensure
 
@@ -23,6 +24,7 @@ UPDATABLE_FIELDS = ("title", "description", "status", "priority", "assignee")
 def issue_create(
     *,
     actor: User,
+    project: Project,
     title: str,
     description: str = "",
     status: str = Status.OPEN,
@@ -31,12 +33,17 @@ def issue_create(
     labels: Iterable[str] = (),
     source: str = Source.API,
 ) -> Issue:
-    """Create an issue, its labels (missing ones created) and its ``created`` event."""
+    """Create an issue in ``project`` with the project's next number, its labels (missing ones created in the
+    project) and its ``created`` event. Who may create it there is the caller's business (``issues.access``)."""
     labels = list(labels)
     if labels:
         hold_label_use_lock()
     now = timezone.now()
+    check_assignee(assignee, project.pk, project.key)
+    (number,) = take_issue_numbers(project.pk, 1)
     issue = Issue.objects.create(
+        project=project,
+        number=number,
         title=title,
         description=description,
         status=status,
@@ -47,7 +54,7 @@ def issue_create(
         updated_at=now,
         resolved_at=events.resolved_at_after(None, status, None, now),
     )
-    label_objs = labels_ensure(labels)
+    label_objs = labels_ensure(project.pk, labels)
     if label_objs:
         issue.labels.add(*label_objs)
     IssueEvent.objects.create(
@@ -65,18 +72,27 @@ def issue_update(
     expected_version: int | None,
     changes: dict[str, Any],
     source: str = Source.API,
+    access: Access | None = None,
 ) -> tuple[Issue, bool]:
     """Apply ``changes`` (fields of UPDATABLE_FIELDS and ``labels``) to an issue.
 
     Returns ``(issue, changed)``. A change that changes nothing leaves the version alone.
     Raises ``Issue.DoesNotExist``, or ``VersionConflict`` when ``expected_version`` (if given) is not
     the current version: the row is locked, compared, and written with a compare-and-set on the version.
-    A change of ``labels`` holds LABEL_USE_LOCK (shared), taken before the row lock.
+    A change of ``labels`` holds LABEL_USE_LOCK (shared), taken before the row lock. With ``access`` (the
+    caller's), an issue the caller cannot see is not found (and not locked), and one in a project where the
+    caller may not write is a 403 (``Access.require``), checked before anything is compared or written.
     """
     if "labels" in changes:
         hold_label_use_lock()
+    visible = None if access is None else access.visible_ids
     if expected_version is None:
-        issue = Issue.objects.select_for_update().get(pk=issue_id)
+        locked = Issue.objects.select_for_update(of=("self",)).annotate(project_key=ProjectKey())
+        if visible is not None:
+            locked = locked.filter(project_id__any=visible)
+        issue = locked.get(pk=issue_id)
+        if access is not None:
+            access.require(issue.project_id, Action.WRITE)
         # Read after the lock is held, in a statement of its own: it sees every change committed before.
         current_names = [label.name for label in issue.labels.all()]
     else:
@@ -84,15 +100,20 @@ def issue_update(
         # when the statement started; if the row changed while the statement waited for the lock, the
         # version changed too (every label change bumps it in the same transaction), so the check below
         # refuses the update before the names are used.
-        issue = _issue_locked_with_labels(issue_id)
+        issue = _issue_locked_with_labels(issue_id, visible)
+        if access is not None:
+            access.require(issue.project_id, Action.WRITE)
         if issue.version != expected_version:
             raise VersionConflict(issue, expected_version)
         current_names = issue.label_names()
     before = events.snapshot(issue, current_names)
 
+    new_assignee = changes.get("assignee")
+    if new_assignee is not None and new_assignee.pk != issue.assignee_id:
+        check_assignee(new_assignee, issue.project_id, issue.project_key)
     new_labels = None
     if "labels" in changes:
-        new_labels = labels_ensure(changes["labels"])
+        new_labels = labels_ensure(issue.project_id, changes["labels"])
     for field in UPDATABLE_FIELDS:
         if field in changes:
             setattr(issue, field, changes[field])
@@ -128,16 +149,31 @@ def issue_update(
     return issue, True
 
 
-def _issue_locked_with_labels(issue_id: int) -> Issue:
-    """The issue, locked (``SELECT … FOR UPDATE``), with its label names joined in. Raises ``DoesNotExist``."""
-    return _ISSUE_LOCKED_WITH_LABELS.get(issue_id)
+def check_assignee(user: Any, project_id: int, project_key: str) -> None:
+    """Raise ``AssigneeCannotSee`` when ``user`` (not None) cannot see the project (``issues.access``)."""
+    if user is not None and not user_can_see(user, project_id):
+        raise AssigneeCannotSee(user.pk, project_key)
 
 
-# Compiled once, prepared per connection on PostgreSQL (the PATCH path runs it on every request).
-_ISSUE_LOCKED_WITH_LABELS = PreparedGet(
-    lambda issue_id: (
+def _issue_locked_with_labels(issue_id: int, visible: list[int] | None) -> Issue:
+    """The issue, locked (``SELECT … FOR UPDATE``), with its project's key and label names joined in, among the
+    projects ``visible`` (all when None). Raises ``DoesNotExist``."""
+    if visible is None:
+        return _ISSUE_LOCKED_WITH_LABELS_ALL.get(issue_id)
+    return _ISSUE_LOCKED_WITH_LABELS.get(issue_id, visible)
+
+
+def _locked(issue_id: int) -> Any:
+    return (
         Issue.objects.select_for_update()
-        .annotate(label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR))
+        .annotate(project_key=ProjectKey(), label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR))
         .filter(pk=issue_id)
     )
+
+
+# Compiled once, prepared per connection (the PATCH path runs it on every request); with the caller's scope, and
+# for staff and internal callers without.
+_ISSUE_LOCKED_WITH_LABELS = PreparedGet(
+    lambda issue_id, projects: _locked(issue_id).filter(project_id__any=[projects]), arity=2
 )
+_ISSUE_LOCKED_WITH_LABELS_ALL = PreparedGet(_locked)

@@ -39,8 +39,8 @@ class LabelsChanged(APIException):
     default_code = "concurrent_change"
 
 
-def labels_ensure(names: Iterable[str]) -> list[Label]:
-    """The labels named ``names`` (matched ignoring case), creating the missing ones. Callers that link the
+def labels_ensure(project_id: int, names: Iterable[str]) -> list[Label]:
+    """The labels of project ``project_id`` named ``names`` (matched ignoring case), creating the missing ones. Callers that link the
     labels to issues hold LABEL_USE_LOCK (``hold_label_use_lock``), so none of them is deleted meanwhile.
 
     Race-safe: concurrent callers creating ``Bug`` and ``bug`` end with one label, because the insert
@@ -55,9 +55,11 @@ def labels_ensure(names: Iterable[str]) -> list[Label]:
     found: dict[str, Label] = {}
     for _attempt in range(LABELS_ENSURE_ATTEMPTS):
         missing = sorted((key, name) for key, name in wanted.items() if key not in found)
-        Label.objects.bulk_create([Label(name=name) for _, name in missing], ignore_conflicts=True)
+        Label.objects.bulk_create(
+            [Label(project_id=project_id, name=name) for _, name in missing], ignore_conflicts=True
+        )
         lnames = [key for key, _ in missing]
-        labels = Label.objects.annotate(lname=Lower("name")).filter(lname__in=lnames)
+        labels = Label.objects.annotate(lname=Lower("name")).filter(project_id=project_id, lname__in=lnames)
         found.update((label.lname, label) for label in labels)
         if len(found) == len(wanted):
             return [found[key] for key in sorted(wanted)]
@@ -65,15 +67,16 @@ def labels_ensure(names: Iterable[str]) -> list[Label]:
 
 
 class LabelNameTaken(DomainError):
-    """Another label already has this name (ignoring case): a 400 on ``name``."""
+    """Another label of the project already has this name (ignoring case): a 400 on ``name``."""
 
     def body(self) -> dict[str, Any]:
-        return {"name": ["A label with this name already exists."]}
+        return {"name": ["A label with this name already exists in this project."]}
 
 
-def label_create(*, name: str, color: str | None = None) -> Label:
-    """Create a label. Raises ``LabelNameTaken`` when the name exists ignoring case."""
-    label = Label(name=name)
+def label_create(*, project_id: int, name: str, color: str | None = None) -> Label:
+    """Create a label in project ``project_id``. Raises ``LabelNameTaken`` when the name exists there ignoring
+    case."""
+    label = Label(project_id=project_id, name=name)
     if color:
         label.color = color
     try:

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from .. import csv_io, services
+from ..access import access_for
 from ..idempotency import idempotent
 from ..serializers import parse_bulk_status
 from .common import JSONErrorsContentNegotiation, NoObjectMetadata, parse_flag
@@ -105,7 +106,8 @@ class BulkAndCsvActions(GenericViewSet):
     @idempotent
     def bulk_status(self, request: Request) -> Response:
         items = parse_bulk_status(request.data, max_items=settings.BULK_MAX_ITEMS)
-        return Response(services.issue_bulk_set_status(actor=request.user, items=items))
+        access = access_for(request.user)
+        return Response(services.issue_bulk_set_status(actor=request.user, items=items, access=access))
 
     @extend_schema(
         request={"multipart/form-data": IMPORT_UPLOAD, "text/csv": bytes},

@@ -13,6 +13,8 @@ from rest_framework.request import Request
 from ..models import MAX_ID, Issue
 
 ID_REGEX = r"[0-9]+"
+# An issue in a path: its id, or its key (``WEB-42``, any case).
+ISSUE_REF_REGEX = r"[0-9]+|[A-Za-z][A-Za-z0-9]{0,9}-[0-9]+"
 
 
 def parse_id(raw: str) -> int:

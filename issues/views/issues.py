@@ -14,10 +14,11 @@ from rest_framework.response import Response
 from api.pagination import KeysetPagination, PageNumberPagination
 
 from .. import selectors, services
+from ..access import Access, Action, access_for, default_project_key
 from ..exceptions import VersionConflict
 from ..filters import IssueFilterSet
 from ..idempotency import idempotent
-from ..models import Issue
+from ..models import Issue, Project
 from ..pagination import IssueListPaginator
 from ..serializers import (
     CommentInputSerializer,
@@ -31,7 +32,7 @@ from ..serializers import (
     LabelsReplaceInputSerializer,
 )
 from .bulk_csv import BulkAndCsvActions
-from .common import ID_REGEX, etag_of, parse_etag, parse_id
+from .common import ISSUE_REF_REGEX, etag_of, parse_etag, parse_id
 
 VERSION_REQUIRED = {"version": ["This field is required."]}
 
@@ -42,27 +43,28 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     queryset = Issue.objects.none()
     serializer_class = IssueSerializer
     filterset_class = IssueFilterSet
-    lookup_value_regex = ID_REGEX
+    lookup_value_regex = ISSUE_REF_REGEX
+    # What a route needs in at least one project (issues.access.ProjectPermission); the issue's own project is
+    # checked by each action. Reads need only authentication: the selectors scope them.
     permission_map = {
-        "list": ["issues.view_issue"],
-        "retrieve": ["issues.view_issue"],
-        "create": ["issues.add_issue"],
-        "partial_update": ["issues.change_issue"],
-        "labels": ["issues.change_issue"],
-        "comments": ["issues.view_comment"],
-        "timeline": ["issues.view_issueevent"],
-        "bulk_status": ["issues.bulk_update_issue"],
-        "import_csv": ["issues.import_issue"],
-        "export_csv": ["issues.view_issue"],
+        "create": Action.WRITE,
+        "partial_update": Action.WRITE,
+        "labels": Action.WRITE,
+        "bulk_status": Action.MANAGE,
+        "import_csv": Action.MANAGE,
     }
 
     unfiltered = whole_list = False  # set by list(): what the paginator pages (see IssueListPaginator)
 
+    @property
+    def access(self) -> Access:
+        return access_for(self.request.user)
+
     def get_queryset(self) -> Any:
-        return selectors.issue_list()
+        return selectors.issue_list(self.access)
 
     def get_django_paginator_class(self) -> Any:
-        return partial(IssueListPaginator, unfiltered=self.unfiltered, whole_list=self.whole_list)
+        return partial(IssueListPaginator, access=self.access, unfiltered=self.unfiltered, whole_list=self.whole_list)
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         classes: dict[str, type[serializers.BaseSerializer]] = {
@@ -75,13 +77,22 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         }
         return classes.get(self.action or "", IssueSerializer)
 
-    def check_permissions(self, request: Request) -> None:
-        super().check_permissions(request)
-        if self.action == "comments" and request.method == "POST" and not request.user.has_perm("issues.add_comment"):
-            self.permission_denied(request, message="You may not comment.")
-
     def _issue_id(self) -> int:
-        return parse_id(self.kwargs["pk"])
+        """The issue named in the path, by id or by key (``WEB-42``). An issue the caller cannot see is found by
+        its id (and then refused by the scoped read, a 404), never by its key."""
+        raw = self.kwargs["pk"]
+        if raw.isdigit():
+            return parse_id(raw)
+        try:
+            return selectors.issue_id_by_key(self.access, raw)
+        except Issue.DoesNotExist as exc:
+            raise NotFound() from exc
+
+    def _issue_project_id(self, issue_id: int) -> int:
+        try:
+            return selectors.issue_project_id(self.access, issue_id=issue_id)
+        except Issue.DoesNotExist as exc:
+            raise NotFound() from exc
 
     def _issue_response(self, issue: Issue, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
         """An issue a service returned (its labels already loaded), with its ETag."""
@@ -126,7 +137,14 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     def create(self, request: Request) -> Response:
         data = IssueCreateInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        issue = services.issue_create(actor=request.user, **data.validated_data)
+        fields = dict(data.validated_data)
+        key = fields.pop("project", None) or default_project_key()
+        try:
+            project = self.access.project_by_key(key)
+        except Project.DoesNotExist as exc:  # unknown, or one the caller cannot see: the same answer
+            raise ValidationError({"project": [f"Unknown project '{key}'."]}) from exc
+        self.access.require(project.pk, Action.WRITE)
+        issue = services.issue_create(actor=request.user, project=project, **fields)
         location = request.build_absolute_uri(reverse("issue-detail", kwargs={"pk": issue.pk}))
         return self._issue_response(issue, status.HTTP_201_CREATED, Location=location)
 
@@ -135,7 +153,10 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
     )
     def retrieve(self, request: Request, pk: str) -> Response:
-        issue = selectors.issue_detail(issue_id=self._issue_id())
+        try:
+            issue = selectors.issue_detail(self.access, issue_id=self._issue_id())
+        except Issue.DoesNotExist as exc:
+            raise NotFound() from exc
         etag = etag_of(issue)
         if_none_match = request.headers.get("If-None-Match", "")
         tags = [tag.strip() for tag in if_none_match.split(",")]
@@ -151,7 +172,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         issue_id = self._issue_id()
-        data = IssueUpdateInputSerializer(data=request.data, context={"request": request})
+        data = IssueUpdateInputSerializer(data=request.data, context={"request": request, "issue_id": issue_id})
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         version = changes.pop("version", None)
@@ -166,7 +187,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         # A stale version is a VersionConflict, answered by api.exceptions: 409, or 412 when it came from If-Match.
         try:
             issue, _ = services.issue_update(
-                issue_id=issue_id, actor=request.user, expected_version=version, changes=changes
+                issue_id=issue_id, actor=request.user, expected_version=version, changes=changes, access=self.access
             )
         except VersionConflict as conflict:
             conflict.precondition = from_if_match
@@ -191,6 +212,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
             actor=request.user,
             expected_version=data.validated_data.get("version"),
             changes={"labels": data.validated_data["labels"]},
+            access=self.access,
         )
         return self._issue_response(issue)
 
@@ -200,9 +222,9 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     @idempotent
     def comments(self, request: Request, pk: str) -> Response:
         issue_id = self._issue_id()
-        if not Issue.objects.filter(pk=issue_id).exists():
-            raise NotFound()
+        project_id = self._issue_project_id(issue_id)
         if request.method == "POST":
+            self.access.require(project_id, Action.WRITE)
             data = CommentInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             comment = services.comment_create(issue_id=issue_id, author=request.user, **data.validated_data)
@@ -215,8 +237,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], url_path="timeline")
     def timeline(self, request: Request, pk: str) -> Response:
         issue_id = self._issue_id()
-        if not Issue.objects.filter(pk=issue_id).exists():
-            raise NotFound()
+        self._issue_project_id(issue_id)
         page = self.paginate_queryset(selectors.issue_timeline(issue_id=issue_id))
         return self.get_paginated_response(IssueEventSerializer(page, many=True).data)
 

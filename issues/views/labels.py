@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import selectors, services
+from ..access import access_for
 from ..idempotency import idempotent
 from ..models import Label
 from ..serializers import LabelInputSerializer, LabelSerializer, LabelUpdateInputSerializer
@@ -36,7 +37,7 @@ class LabelViewSet(
     }
 
     def get_queryset(self) -> Any:
-        return selectors.label_list()
+        return selectors.label_list(access_for(self.request.user))
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return {"create": LabelInputSerializer, "partial_update": LabelUpdateInputSerializer}.get(
@@ -49,7 +50,7 @@ class LabelViewSet(
 
     def _label_response(self, label_id: int, http_status: int = status.HTTP_200_OK, **headers: str) -> Response:
         try:
-            label = selectors.label_list().get(pk=label_id)
+            label = selectors.label_list(access_for(self.request.user)).get(pk=label_id)
         except Label.DoesNotExist as exc:  # deleted by someone else since this request wrote it
             raise NotFound() from exc
         return Response(LabelSerializer(label).data, status=http_status, headers=headers)

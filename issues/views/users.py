@@ -19,7 +19,6 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     serializer_class = UserSerializer
     lookup_value_regex = ID_REGEX
     filter_backends: list = []
-    permission_map = {"list": ["auth.view_user"], "retrieve": ["auth.view_user"]}
 
     def get_queryset(self) -> Any:
         search = self.request.query_params.get("search") if self.action == "list" else None
