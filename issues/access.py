@@ -94,12 +94,13 @@ class Access:
 
     def project_by_key(self, key: str) -> Project:
         """The visible project with this key (ignoring case). Raises ``Project.DoesNotExist`` for an unknown key and
-        for a project the caller cannot see alike."""
+        for a project the caller cannot see alike. For a caller who is not staff, no query: the project carries
+        its id and key only (what a create needs; keys never change)."""
         key = str(key).strip().upper()
         if not self.everything:
             for pk, (project_key, _role) in self.projects.items():
                 if project_key == key:
-                    return Project.objects.get(pk=pk)
+                    return Project(pk=pk, key=project_key)
             raise Project.DoesNotExist(key)
         return Project.objects.get(key=key)
 
@@ -115,6 +116,17 @@ class Access:
 
 # Reads made on nobody's behalf, once the caller's right to them was checked (a conflict's current state, say).
 SYSTEM = Access(user_id=None, everything=True)
+
+
+def resolve_project_keys(access: Access, keys: Iterable[str]) -> list[int]:
+    """The ids of the projects ``keys`` names (ignoring case), for a ``project`` parameter. Raises ``ValueError``
+    with the client's message for a key that is unknown or names a project the caller cannot see (the same
+    message: nothing tells the two apart)."""
+    found = access.ids_by_keys(keys)
+    unknown = sorted(key for key, pk in found.items() if pk is None)
+    if unknown:
+        raise ValueError(f"Unknown project '{unknown[0]}'.")
+    return sorted({pk for pk in found.values() if pk is not None})
 
 
 def _from_rows(user: Any, memberships: str | None, internal: str | None) -> Access:

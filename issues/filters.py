@@ -18,8 +18,11 @@ from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
+from rest_framework.exceptions import ValidationError
+
+from .access import access_for, resolve_project_keys
 from .fastpath.subqueries import DistinctLowerCount
-from .models import MAX_ID, PRIORITY_RANK, Issue, Label, Priority, Status
+from .models import MAX_ID, PRIORITY_RANK, PROJECT_KEY_MAX, Issue, Label, Priority, Status
 from .params import distinct_values, parse_id_or_none, split_values, too_many_values
 
 ORDERING_FIELDS = ("created_at", "updated_at", "priority", "id")
@@ -34,7 +37,7 @@ FILTER_MAX_VALUES: dict[str, int] = {
     # Small enums: once duplicates are dropped no valid list is longer, so only nonsense reaches the cap.
     "status": len(Status.choices),  # 4
     "priority": len(Priority.choices),  # 4
-    # Reserved for the id-list parameters of the contract (`project`, ...) when they become lists.
+    # Project keys: one array parameter, cheap, but not unbounded.
     "project": MAX_ID_VALUES,
 }
 
@@ -196,6 +199,47 @@ class AllLabelsFilter(filters.Filter):
         return issues_with_all_labels(qs, value or [])
 
 
+class ProjectKeysField(BoundedValuesMixin, forms.Field):
+    """Project keys (from CommaSeparatedMultipleWidget), upper-cased, without duplicates."""
+
+    def to_python(self, value: Any) -> list[str]:
+        values = [item.upper() for item in value or []]
+        validator = ProhibitNullCharactersValidator()
+        for item in values:
+            validator(item)
+            if len(item) > PROJECT_KEY_MAX:
+                raise forms.ValidationError(f"Unknown project '{item[:PROJECT_KEY_MAX]}…'.", code="invalid")
+        return values
+
+
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "maxLength": PROJECT_KEY_MAX}, "maxItems": MAX_ID_VALUES}
+)
+class ProjectsFilter(filters.Filter):
+    """``?project=WEB,API``: issues of any of these projects, among those the caller can see. A key that is unknown
+    or names a project the caller cannot see is a 400 naming it, the same for both."""
+
+    field_class = ProjectKeysField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        kwargs.setdefault("max_values", FILTER_MAX_VALUES["project"])
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
+        if not value:
+            return qs
+        return qs.filter(project_id__any=project_ids_param(self.parent.request, value))
+
+
+def project_ids_param(request: Any, keys: list[str]) -> list[int]:
+    """The ids of the ``project`` parameter's keys for the caller of ``request``; a 400 naming ``project`` else."""
+    try:
+        return resolve_project_keys(access_for(request.user), keys)
+    except ValueError as exc:
+        raise ValidationError({"project": [str(exc)]}) from exc
+
+
 class IssueOrderingFilter(filters.OrderingFilter):
     """Orders by the given fields, ``priority`` by severity (low < critical), always tie-broken by id."""
 
@@ -226,6 +270,7 @@ _FORM_CLASSES: dict[type, type[forms.Form]] = {}
 
 
 class IssueFilterSet(filters.FilterSet):
+    project = ProjectsFilter()
     status = BoundedMultipleChoiceFilter(choices=Status.choices, max_values=FILTER_MAX_VALUES["status"])
     priority = BoundedMultipleChoiceFilter(choices=Priority.choices, max_values=FILTER_MAX_VALUES["priority"])
     assignee = IdOrNoneFilter(field_name="assignee_id")

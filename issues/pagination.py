@@ -19,22 +19,29 @@ PREPARED_PAGES = 10
 
 
 class IssueListPaginator(Paginator):
-    """Django's paginator, told by the issue list what it pages: every issue (``unfiltered``: the count is the
-    kept total), in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by
+    """Django's paginator, told by the issue list what it pages: every issue the caller sees, or those of some of
+    its projects (``unfiltered``: the count is the kept total of the caller's projects, or of ``count_projects``), in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by
     one prepared statement). Any other page of issues is read through ``selectors.issue_page``."""
 
     def __init__(
-        self, *args: Any, access: Access, unfiltered: bool = False, whole_list: bool = False, **kwargs: Any
+        self,
+        *args: Any,
+        access: Access,
+        unfiltered: bool = False,
+        whole_list: bool = False,
+        count_projects: list[int] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.access = access
+        self.count_projects = count_projects
         self.unfiltered = unfiltered
         self.whole_list = whole_list
 
     @cached_property
     def count(self) -> int:
         if self.unfiltered:
-            return selectors.issue_total(self.access)
+            return selectors.issue_total(self.access, self.count_projects)
         return super().count
 
     def page(self, number: Any) -> Any:

@@ -41,10 +41,13 @@ def visible_projects(access: Access) -> QuerySet[Project]:
     return scope(Project.objects.all(), access, "id").order_by("key")
 
 
-def issue_total(access: Access) -> int:
-    """The number of issues the caller can see, as the database triggers keep it per project (``IssueTally``): the
-    same cost at any size."""
-    return sum(scope(IssueTally.objects.all(), access).values_list("issues", flat=True))
+def issue_total(access: Access, project_ids: list[int] | None = None) -> int:
+    """The number of issues the caller can see (of ``project_ids`` only, when given: ids already checked visible),
+    as the database triggers keep it per project (``IssueTally``): the same cost at any size."""
+    tally = scope(IssueTally.objects.all(), access)
+    if project_ids is not None:
+        tally = tally.filter(project_id__any=project_ids)
+    return sum(tally.values_list("issues", flat=True))
 
 
 def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue]:

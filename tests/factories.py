@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from issues.access import default_project_key
+from issues.fastpath.session import take_issue_numbers
 from issues.models import Comment, Issue, IssueEvent, Label, Membership, Project, Visibility
 from issues.roles import sync_role_groups
 
@@ -102,6 +103,13 @@ class IssueFactory(factory.django.DjangoModelFactory):
     def labels(self, create: bool, extracted: list[Label] | None, **kwargs: object) -> None:
         if create and extracted:
             self.labels.add(*extracted)
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Any:
+        """The next number of the issue's project, taken as the services take it (so the instance knows it)."""
+        if kwargs.get("number") is None:
+            (kwargs["number"],) = take_issue_numbers(kwargs["project"].pk, 1)
+        return super()._create(model_class, *args, **kwargs)
 
 
 class CommentFactory(factory.django.DjangoModelFactory):

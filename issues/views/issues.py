@@ -16,10 +16,11 @@ from api.pagination import KeysetPagination, PageNumberPagination
 from .. import selectors, services
 from ..access import Access, Action, access_for, default_project_key
 from ..exceptions import VersionConflict
-from ..filters import IssueFilterSet
+from ..filters import IssueFilterSet, project_ids_param
 from ..idempotency import idempotent
 from ..models import Issue, Project
 from ..pagination import IssueListPaginator
+from ..params import split_values
 from ..serializers import (
     CommentInputSerializer,
     CommentSerializer,
@@ -55,6 +56,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     }
 
     unfiltered = whole_list = False  # set by list(): what the paginator pages (see IssueListPaginator)
+    count_projects: list[int] | None = None  # set by list(): the projects of ``?project=`` for the kept total
 
     @property
     def access(self) -> Access:
@@ -127,7 +129,11 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         # What the paginator pages: every issue (no filter: the count is the kept total), and in the default
         # order too (the first pages are read with that count by one prepared statement).
         asked = {name for name in IssueFilterSet.base_filters if name in request.query_params}
-        self.unfiltered, self.whole_list = not asked - {"ordering"}, not asked
+        # Narrowed to some projects only, the count is still the kept total (of those projects).
+        self.unfiltered, self.whole_list = not asked - {"ordering", "project"}, not asked
+        if self.unfiltered and "project" in asked:
+            keys = split_values(request.query_params.getlist("project"))
+            self.count_projects = project_ids_param(request, keys) if keys else None
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)

@@ -1,14 +1,16 @@
-"""The unfiltered list's ``count`` comes from the tally the database triggers keep
+"""The unfiltered list's ``count`` comes from the tally the database triggers keep per project
 (``IssueTally``): it must equal ``COUNT(*)`` after every kind of write, roll back with its transaction, and
 stay exact under concurrent writers."""
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
 
 from issues import selectors, services
+from issues.access import SYSTEM
 from issues.models import Issue, IssueTally
-from tests.factories import IssueFactory, UserFactory
+from tests.factories import IssueFactory, ProjectFactory, UserFactory, default_project
 from tests.helpers import released_together
 
 
@@ -57,7 +59,7 @@ def test_a_rolled_back_write_leaves_the_tally_alone(member):
 
     def create_then_fail() -> None:
         with transaction.atomic():
-            services.issue_create(actor=member, title="never")
+            services.issue_create(actor=member, project=default_project(), title="never")
             seen_inside.append(tally())
             raise RuntimeError
 
@@ -71,7 +73,7 @@ def test_a_rolled_back_write_leaves_the_tally_alone(member):
 def test_the_list_counts_with_the_tally_only_without_filters(member_client):
     IssueFactory.create_batch(2, status="open")
     IssueFactory(status="closed")
-    assert selectors.issue_total() == 3
+    assert selectors.issue_total(SYSTEM) == 3
     for params, count, kept in (({}, 3, True), ({"status": "open"}, 2, False), ({"status": "resolved"}, 0, False)):
         with CaptureQueriesContext(connection) as queries:
             assert member_client.get("/api/issues", {**params, "page": 11}).status_code == 404 or count == 0
@@ -83,20 +85,25 @@ def test_the_list_counts_with_the_tally_only_without_filters(member_client):
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creators_and_deleters_keep_it_exact():
-    """8 threads, each on its own connection, create 25 issues one by one and delete every fifth."""
+    """8 threads, each on its own connection, create 25 issues one by one (in two projects) and delete every
+    fifth."""
     user = UserFactory(role="member")
+    projects = [default_project(), ProjectFactory(key="TWO")]
     threads, per_thread = 8, 25
 
     def work(i: int) -> None:
         for n in range(per_thread):
-            issue = services.issue_create(actor=user, title=f"t{i}-{n}")
+            issue = services.issue_create(actor=user, project=projects[i % 2], title=f"t{i}-{n}")
             if n % 5 == 4:
                 Issue.objects.filter(pk=issue.pk).delete()
 
     released_together(threads, work)
     assert Issue.objects.count() == threads * per_thread * 4 // 5 == 160
     assert tally() == 160
-    assert IssueTally.objects.count() > 1  # the writers were spread over several slots
+    for project in projects:
+        kept = IssueTally.objects.filter(project=project).values_list("issues", flat=True)
+        assert sum(kept) == Issue.objects.filter(project=project).count() == 80
+    assert IssueTally.objects.count() > 2  # the writers were spread over several slots
 
 
 # The triggers are declared on ``Issue`` (``Meta.triggers``, django-pgtrigger); migration 0009 replaced 0007's
@@ -114,8 +121,15 @@ def issue_triggers() -> dict[str, str]:
         return dict(cursor.fetchall())
 
 
-def slots() -> dict[int, int]:
-    return dict(IssueTally.objects.values_list("slot", "issues"))
+def per_project() -> dict[int, int]:
+    kept: dict[int, int] = {}
+    for project_id, issues in IssueTally.objects.values_list("project_id", "issues"):
+        kept[project_id] = kept.get(project_id, 0) + issues
+    return {project_id: issues for project_id, issues in kept.items() if issues}
+
+
+def counted() -> dict[int, int]:
+    return {row["project_id"]: row["n"] for row in Issue.objects.values("project_id").annotate(n=Count("*"))}
 
 
 def is_superuser() -> bool:
@@ -124,14 +138,17 @@ def is_superuser() -> bool:
         return cursor.fetchone()[0]
 
 
-def write_in_replica_mode(inserted: int) -> None:
-    """As bench/seed.py writes: one INSERT ... SELECT and one DELETE under session_replication_role = replica."""
+def write_in_replica_mode(inserted: int, *, with_project: bool = True) -> None:
+    """As bench/seed.py writes: one INSERT ... SELECT and one DELETE under session_replication_role = replica (the
+    numbers given by the insert trigger, ENABLE ALWAYS too)."""
+    columns = "title, description, status, priority, version, created_at, updated_at"
+    values = "'replica ' || g, '', 'open', 'low', 1, now(), now()"
+    if with_project:
+        columns, values = f"project_id, {columns}", f"{default_project().pk}, {values}"
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
-            "INSERT INTO issues_issue (title, description, status, priority, version, created_at, updated_at) "
-            "SELECT 'replica ' || g, '', 'open', 'low', 1, now(), now() FROM generate_series(1, %s) AS g",
-            [inserted + 1],
+            f"INSERT INTO issues_issue ({columns}) SELECT {values} FROM generate_series(1, %s) AS g", [inserted + 1]
         )
         cursor.execute("DELETE FROM issues_issue WHERE title = 'replica 1'")
         cursor.execute("SET LOCAL session_replication_role = DEFAULT")
@@ -140,7 +157,7 @@ def write_in_replica_mode(inserted: int) -> None:
 @pytest.mark.django_db
 def test_the_declared_triggers_are_installed_and_enable_always():
     pgids = {trigger.get_pgid(Issue): trigger for trigger in Issue._meta.triggers}
-    assert len(pgids) == 3
+    assert len(pgids) == 5  # the tally's three, the number's default, the frozen project and number
     # ENABLE ALWAYS ('A'): they fire also under session_replication_role = replica. pgtrigger creates plain ENABLE
     # ('O'), so a migration that recreates one of them without 0009's ALTER fails here.
     assert issue_triggers() == dict.fromkeys(pgids, "A")
@@ -153,6 +170,10 @@ def test_the_declared_triggers_are_installed_and_enable_always():
     IssueFactory.create_batch(2)
     write_in_replica_mode(5)
     assert tally() == Issue.objects.count() == 7
+    numbers = sorted(Issue.objects.values_list("number", flat=True))
+    first = numbers[0]  # (sequences do not roll back: earlier tests took numbers)
+    # the trigger numbered the replica rows after the factory's two; "replica 1" was deleted
+    assert numbers == [first, first + 1, *range(first + 3, first + 8)]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses a table with pending foreign-key checks
         cursor.execute("SET LOCAL session_replication_role = replica")
@@ -163,9 +184,10 @@ def test_the_declared_triggers_are_installed_and_enable_always():
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_migrating_from_0008_to_0009_keeps_the_count_exact():
-    """Back to 0008 (0009's backward SQL recreates 0007's triggers), write issues there, migrate forward: the
-    tally's rows come through untouched, exact, and the new triggers keep them exact."""
+def test_migrating_from_0008_keeps_the_count_exact():
+    """Back to 0008 (0009's backward SQL recreates 0007's triggers), write issues there, migrate forward through
+    0009 (pgtrigger's triggers) and 0010 (projects: the tally is rebuilt per project): the count stays exact, and
+    the new triggers keep it exact."""
     from django.db.migrations.executor import MigrationExecutor
 
     executor = MigrationExecutor(connection)
@@ -173,22 +195,31 @@ def test_migrating_from_0008_to_0009_keeps_the_count_exact():
     executor.migrate([("issues", "0008_idempotency")])
     try:
         assert issue_triggers() == dict.fromkeys(HAND_WRITTEN, "A")
-        issues = IssueFactory.create_batch(12)
-        Issue.objects.filter(pk__in=[issue.pk for issue in issues[:3]]).delete()
         if is_superuser():
-            write_in_replica_mode(4)
-        before = slots()
-        assert sum(before.values()) == Issue.objects.count() > 0
+            write_in_replica_mode(12, with_project=False)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO issues_issue (title, description, status, priority, version, created_at, updated_at) "
+                "SELECT 'old ' || g, '', 'open', 'low', 1, now(), now() FROM generate_series(1, 9) AS g"
+            )
+            cursor.execute("DELETE FROM issues_issue WHERE title IN ('old 1', 'old 2')")
+            cursor.execute(
+                "SELECT COALESCE(SUM(issues), 0), (SELECT count(*) FROM issues_issue) FROM issues_issuetally"
+            )
+            kept, rows = cursor.fetchone()
+        assert kept == rows > 0
 
         executor = MigrationExecutor(connection)  # a fresh loader: the one above still holds the old state
         executor.migrate(latest)
-        assert slots() == before
+        assert per_project() == counted() == {default_project().pk: rows}
         assert issue_triggers() == dict.fromkeys((t.get_pgid(Issue) for t in Issue._meta.triggers), "A")
 
         IssueFactory.create_batch(3)
-        Issue.objects.filter(pk=issues[3].pk).delete()
+        IssueFactory.create_batch(2, project=ProjectFactory(key="OTHER"))
+        Issue.objects.filter(pk=Issue.objects.order_by("pk").first().pk).delete()
         if is_superuser():
             write_in_replica_mode(2)
-        assert tally() == Issue.objects.count() == sum(before.values()) + 2 + (2 if is_superuser() else 0)
+        assert per_project() == counted()
+        assert tally() == Issue.objects.count() == rows + 3 + 2 - 1 + (2 if is_superuser() else 0)
     finally:
         MigrationExecutor(connection).migrate(latest)  # nothing to do unless the test failed half-way

@@ -7,9 +7,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from issues import selectors
-from issues.models import Issue
+from issues.access import SYSTEM, access_for
+from issues.models import Issue, Project, Visibility
 from issues.pagination import PREPARED_PAGES
-from tests.factories import IssueFactory, LabelFactory, UserFactory, make_issues
+from tests.factories import IssueFactory, LabelFactory, UserFactory, default_project, make_issues
 
 pytestmark = pytest.mark.django_db
 
@@ -86,11 +87,14 @@ def test_the_count_follows_creates_and_deletes(member_client):
 
 def test_the_whole_lists_page_is_read_with_its_count_in_one_statement():
     mixed_issues(5)
-    rows, count = selectors.issue_list_page(0, 20)
-    assert count == 5 and [issue.pk for issue in rows] == list(
-        Issue.objects.order_by("-created_at", "-id").values_list("pk", flat=True)
-    )
-    assert selectors.issue_list_page(20, 40) is None  # an empty page carries no count
+    newest_first = list(Issue.objects.order_by("-created_at", "-id").values_list("pk", flat=True))
+    for access in (SYSTEM, access_for(UserFactory(role="viewer"))):  # staff's statement, and a caller's
+        rows, count = selectors.issue_list_page(access, 0, 20)
+        assert count == 5 and [issue.pk for issue in rows] == newest_first
+        assert selectors.issue_list_page(access, 20, 40) is None  # an empty page carries no count
+    # Once the project is private, a caller who is no member sees nothing: the same statement, no row.
+    Project.objects.filter(pk=default_project().pk).update(visibility=Visibility.PRIVATE)
+    assert selectors.issue_list_page(access_for(UserFactory(username="nobody")), 0, 20) is None
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,26 @@
 """Query counts pinned: list, detail and timeline cost the same whatever the number of rows on the page."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, LabelFactory, UserFactory, make_issues
+from tests.factories import (
+    CommentFactory,
+    IssueEventFactory,
+    IssueFactory,
+    LabelFactory,
+    ProjectFactory,
+    UserFactory,
+    add_member,
+    make_issues,
+)
+from tests.helpers import make_client
 
 pytestmark = pytest.mark.django_db
 
-# the token with its user and their permissions (one query), then the view's own queries
+# the token with its user and the projects they see (one query), then the view's own queries
 LIST_QUERIES = 1 + 2  # COUNT, page of issues with their label names (a subquery)
 # the whole list, unfiltered: its page carries the count the triggers keep (one statement)
 WHOLE_LIST_QUERIES = 1 + 1
@@ -65,6 +77,37 @@ def test_filtered_list_costs_the_same(member_client):
     assert not any("DISTINCT" in sql for sql in issue_queries)
 
 
+def test_list_and_detail_cost_the_same_for_a_caller_who_sees_1_project_or_50():
+    """The caller's projects are one array parameter of the same statements: 1 project or 50, private ones by
+    membership, the same number of queries, each the same statement but for the array's values."""
+    one, fifty = UserFactory(username="one"), UserFactory(username="fifty")
+    projects = [ProjectFactory(key=f"Q{i}") for i in range(50)]
+    add_member(one, projects[0], "member")
+    for project in projects:
+        add_member(fifty, project, "member")
+        make_issues(2, project=project)
+    default = IssueFactory()  # the default project (internal): both see it too
+    answers = {}
+    for user, seen in ((one, 2 + 1), (fifty, 100 + 1)):
+        client = make_client(user)
+        for query, expected in (({}, WHOLE_LIST_QUERIES), ({"status": "open"}, LIST_QUERIES)):
+            with CaptureQueriesContext(connection) as ctx:
+                body = client.get("/api/issues", query).json()
+            assert body["count"] == seen and len(ctx.captured_queries) == expected, ctx.captured_queries
+            answers.setdefault(str(query), []).append([shape(q["sql"]) for q in ctx.captured_queries])
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(f"/api/issues/{default.pk}").status_code == 200
+        assert len(ctx.captured_queries) == DETAIL_QUERIES
+        answers.setdefault("detail", []).append([shape(q["sql"]) for q in ctx.captured_queries])
+    for sql_one, sql_fifty in answers.values():
+        assert sql_one == sql_fifty  # the statements do not depend on how many projects the caller sees
+
+
+def shape(sql: str) -> str:
+    """A logged statement without its literal values (arrays, numbers, quoted strings)."""
+    return re.sub(r"ARRAY\[[^\]]*\]|'[^']*'|\b\d+\b|\{[0-9,]*\}", "?", sql)
+
+
 def test_detail_costs_the_same_for_0_and_200_comments(member_client, django_assert_num_queries):
     empty = IssueFactory(labels=[LabelFactory(), LabelFactory()])
     busy = IssueFactory(labels=[LabelFactory()])
@@ -107,13 +150,14 @@ def test_patch_and_create_answer_without_reading_the_issue_again(member_client, 
         response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "New", "version": 1}, format="json")
     assert response.json()["labels"] == ["bug"]
     assert response.json()["version"] == 2
-    # auth (1), INSERT issue, create missing labels, read them back, add them, INSERT the created event; with
-    # labels, first the label-use lock (shared; services.LABEL_USE_LOCK)
-    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 5 + 2):
+    # auth (1, with the caller's projects), the project's next number, INSERT issue, create missing labels, read
+    # them back, add them, INSERT the created event; with labels, first the label-use lock (shared;
+    # services.LABEL_USE_LOCK)
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 6 + 2):
         response = member_client.post("/api/issues", {"title": "x", "labels": ["b", "A"]}, format="json")
     assert response.json()["labels"] == ["A", "b"]
     # without labels: no label-use lock, no label queries
-    with django_assert_num_queries(1 + 2 + 2):
+    with django_assert_num_queries(1 + 3 + 2):
         response = member_client.post("/api/issues", {"title": "y"}, format="json")
     assert response.json()["labels"] == []
 

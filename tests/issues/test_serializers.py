@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 from rest_framework import serializers
 
+from issues.access import SYSTEM
 from issues.selectors import issue_comments, issue_detail, issue_list, issue_timeline
 from issues.serializers import CommentSerializer, IssueDetailSerializer, IssueEventSerializer, IssueSerializer
 from tests.factories import CommentFactory, IssueEventFactory, IssueFactory, LabelFactory, UserFactory
@@ -23,7 +24,7 @@ def test_issue_output_equals_generic_rendering():
     resolved.resolved_at = timezone.now()
     resolved.save()
     IssueFactory(reporter=None, description="")
-    for issue in issue_list():
+    for issue in issue_list(SYSTEM):
         assert IssueSerializer(issue).data == generic(IssueSerializer, issue)
 
 
@@ -34,7 +35,7 @@ def test_detail_comment_and_event_output_equal_generic_rendering():
     IssueEventFactory(issue=issue, actor=UserFactory(), details={"from": "open", "to": "closed"})
     IssueEventFactory(issue=issue, actor=None)
     comments = list(issue_comments(issue_id=issue.pk))
-    detailed = issue_detail(issue_id=issue.pk)
+    detailed = issue_detail(SYSTEM, issue_id=issue.pk)
     assert IssueDetailSerializer(detailed).data == generic(IssueDetailSerializer, detailed)
     for comment in comments:
         assert CommentSerializer(comment).data == generic(CommentSerializer, comment)
