@@ -66,7 +66,13 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         return selectors.issue_list(self.access)
 
     def get_django_paginator_class(self) -> Any:
-        return partial(IssueListPaginator, access=self.access, unfiltered=self.unfiltered, whole_list=self.whole_list)
+        return partial(
+            IssueListPaginator,
+            access=self.access,
+            unfiltered=self.unfiltered,
+            whole_list=self.whole_list,
+            count_projects=self.count_projects,
+        )
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         classes: dict[str, type[serializers.BaseSerializer]] = {
