@@ -6,7 +6,7 @@ Every view asks this module (through ``ProjectPermission`` and the selectors, wh
 
 - a ``private`` project is seen by its members and by staff; an ``internal`` one by every authenticated user too,
   with the viewer role unless a membership gives more;
-- staff (``is_staff``) see every project and act as maintainers in each;
+- staff (``is_staff``, and superusers) see every project and act as maintainers in each;
 - what each role may do is ``ROLE_ACTIONS``; a project the caller cannot see does not exist for them (404, never
   403: ``Access.require``).
 
@@ -148,7 +148,7 @@ def access_for(user: Any) -> Access:
         return cached
     if user is None or not user.is_authenticated or not user.is_active:
         access = Access(user_id=None)
-    elif user.is_staff:
+    elif is_staff(user):
         access = Access(user_id=user.pk, everything=True)
     elif hasattr(user, "access_memberships"):  # read by the token's statement
         access = _from_rows(user, user.access_memberships, user.access_internal)
@@ -162,6 +162,11 @@ def access_for(user: Any) -> Access:
     return access
 
 
+def is_staff(user: Any) -> bool:
+    """Staff see every project and act as maintainers in each; a superuser counts as staff."""
+    return bool(user.is_staff or user.is_superuser)
+
+
 def internal_projects() -> list[tuple[int, str]]:
     return list(Project.objects.filter(visibility=Visibility.INTERNAL).values_list("id", "key"))
 
@@ -171,7 +176,7 @@ def user_can_see(user: Any, project_id: int) -> bool:
     membership. One query (none for staff)."""
     if user is None:
         return False
-    if user.is_staff:
+    if is_staff(user):
         return True
     member = Membership.objects.filter(project_id=project_id, user_id=user.pk)
     return Project.objects.filter(Q(visibility=Visibility.INTERNAL) | Exists(member), pk=project_id).exists()
@@ -187,7 +192,7 @@ def users_who_see(project: Project, user_ids: Iterable[int]) -> set[int]:
     users = get_user_model().objects.filter(pk__in=ids, is_active=True)
     if project.visibility != Visibility.INTERNAL:
         member = Membership.objects.filter(project_id=project.pk, user_id=OuterRef("pk"))
-        users = users.filter(Q(is_staff=True) | Exists(member))
+        users = users.filter(Q(is_staff=True) | Q(is_superuser=True) | Exists(member))
     return set(users.values_list("pk", flat=True))
 
 
@@ -213,5 +218,5 @@ class ProjectPermission(BasePermission):
         if needed is None:
             return True
         if needed == STAFF_ONLY:
-            return bool(user.is_staff)
+            return is_staff(user)
         return access_for(user).can_anywhere(needed)

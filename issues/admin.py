@@ -1,9 +1,16 @@
-"""The Django admin. Saves of issues and comments go through ``issues.services`` (version, events, resolved_at).
+"""The Django admin. Saves of issues and comments go through ``issues.services`` (version, events, resolved_at,
+numbers).
+
+Staff only (the admin requires ``is_staff``; its model permissions come from the ``staff`` group, issues/roles.py):
+staff see every project and act as maintainers in each (``issues.access``), so the admin is not scoped by
+project, but it keeps the project's rules: an issue's labels are its project's, its assignee can see the project,
+and it never changes project.
 
 The admin is no ladder (docs/security.md): only superusers change who is staff or superuser, groups and
 permissions; API tokens are never shown in full, nor searchable by key.
 """
 
+import re
 from typing import Any, cast
 
 from django import forms
@@ -12,26 +19,89 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from rest_framework.authtoken.admin import TokenAdmin as DrfTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from . import services
+from .access import default_project_key, user_can_see
 from .exceptions import VersionConflict
-from .models import Comment, Issue, IssueEvent, Label, Source
+from .models import MAX_ID, Comment, Issue, IssueEvent, Label, Membership, Project, Source
+
+# "WEB-42" (any case) in the issue search: that issue.
+ISSUE_KEY_SEARCH = re.compile(r"\s*([A-Za-z][A-Za-z0-9]{1,9})-(\d{1,19})\s*")
+
+
+def with_default_project(initial: dict[str, Any]) -> dict[str, Any]:
+    """An add form's initial data, in the default project unless the URL names one (``?project=<id>``)."""
+    if "project" not in initial:
+        pk = Project.objects.filter(key=default_project_key()).values_list("pk", flat=True).first()
+        if pk is not None:
+            initial["project"] = str(pk)
+    return initial
+
+
+# --- Projects and their members ---------------------------------------------------------------------------------
+
+
+class ProjectAdminForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["key", "name", "description", "visibility"]
+
+    def clean_key(self) -> str:
+        """Keys are upper case; the API matches them ignoring case, so ``web`` is taken as ``WEB``."""
+        return str(self.cleaned_data["key"]).strip().upper()
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    fields = ["user", "role"]
+    autocomplete_fields = ["user"]
+    verbose_name = "member"
+    verbose_name_plural = "members"
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    """A project and its members. The key is given once: issue keys (``WEB-42``) and the API's URLs carry it."""
+
+    form = ProjectAdminForm
+    list_display = ["key", "name", "visibility", "created_at"]
+    list_filter = ["visibility"]
+    search_fields = ["key", "name"]
+    inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Project | None = None) -> list[str]:
+        return ["key", "created_at"] if obj else ["created_at"]
+
+
+# --- Issues -----------------------------------------------------------------------------------------------------
+
+
+class LabelsField(forms.ModelMultipleChoiceField):
+    """An issue's labels; named with their project's key where the choices span projects (the add form)."""
+
+    with_project = True
+
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.project.key}: {obj.name}" if self.with_project else str(obj.name)
 
 
 class IssueAdminForm(forms.ModelForm):
-    """Carries the version the editor saw, so a save over someone else's change is refused."""
+    """Carries the version the editor saw, so a save over someone else's change is refused; keeps the project's
+    rules (its labels only, an assignee who can see it). ``project`` is a field on the add form only."""
 
     seen_version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     class Meta:
         model = Issue
-        fields = ["title", "description", "status", "priority", "assignee", "labels"]
+        fields = ["project", "title", "description", "status", "priority", "assignee", "labels"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,6 +111,15 @@ class IssueAdminForm(forms.ModelForm):
         active = Q(is_active=True) | Q(pk=self.instance.assignee_id) if self.instance.assignee_id else Q(is_active=True)
         assignee = cast(forms.ModelChoiceField, self.fields["assignee"])
         assignee.queryset = get_user_model().objects.filter(active)
+        labels = cast(LabelsField, self.fields["labels"])
+        if self.instance.pk:  # the issue's project is known: its labels only
+            labels.queryset = Label.objects.filter(project_id=self.instance.project_id)
+            labels.with_project = False
+        else:  # any project's, named with its key; clean() keeps those of the chosen project
+            labels.queryset = Label.objects.select_related("project").order_by("project__key", "name", "id")
+
+    def chosen_project(self) -> Project | None:
+        return self.instance.project if self.instance.pk else self.cleaned_data.get("project")
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -52,6 +131,21 @@ class IssueAdminForm(forms.ModelForm):
                 raise forms.ValidationError(
                     f"This issue was changed by someone else (now version {current}); reload it and try again."
                 )
+        project = self.chosen_project()
+        if project is None:
+            return cleaned  # the add form's project field has its error already
+        foreign = [label for label in cleaned.get("labels") or () if label.project_id != project.pk]
+        if foreign:
+            names = ", ".join(repr(label.name) for label in foreign)
+            self.add_error("labels", f"Only labels of project {project.key} can be given; not {names}.")
+        assignee = cleaned.get("assignee")
+        changed = assignee is not None and assignee.pk != self.instance.assignee_id
+        if assignee is not None and changed and not user_can_see(assignee, project.pk):
+            self.add_error(
+                "assignee",
+                f"{assignee.get_username()} cannot see project {project.key} (not a member of this private "
+                "project) and cannot be assigned its issues.",
+            )
         return cleaned
 
 
@@ -72,20 +166,66 @@ class IssueEventInline(admin.TabularInline):
 @admin.register(Issue)
 class IssueAdmin(admin.ModelAdmin):
     form = IssueAdminForm
-    list_display = ["id", "title", "status", "priority", "assignee", "version", "created_at", "resolved_at"]
-    list_filter = ["status", "priority"]
+    list_display = [
+        "id",
+        "issue_key",
+        "title",
+        "status",
+        "priority",
+        "assignee",
+        "version",
+        "created_at",
+        "resolved_at",
+    ]
+    list_filter = ["project", "status", "priority"]
     search_fields = ["title"]
-    list_select_related = ["assignee"]
+    list_select_related = ["assignee", "project"]
     filter_horizontal = ["labels"]
-    readonly_fields = ["version", "reporter", "created_at", "updated_at", "resolved_at"]
+    readonly_fields = ["issue_key", "version", "reporter", "created_at", "updated_at", "resolved_at"]
     inlines = [IssueEventInline]
+
+    @admin.display(description="key", ordering="project__key")  # then newest first: numbers follow creation
+    def issue_key(self, obj: Issue) -> str:
+        return obj.key if obj.pk else "-"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Issue | None = None) -> list[str]:
+        # An issue never changes project (a database trigger refuses it too): chosen on the add form only.
+        fields = list(super().get_readonly_fields(request, obj))
+        return ["project", *fields] if obj else [name for name in fields if name != "issue_key"]
+
+    def get_fields(self, request: HttpRequest, obj: Issue | None = None) -> list[Any]:
+        """The project and the key first, then the rest in the form's order."""
+        fields = list(super().get_fields(request, obj))
+        head = [name for name in ("project", "issue_key") if name in fields]
+        return [*head, *(name for name in fields if name not in head)]
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "labels":
+            kwargs["form_class"] = LabelsField
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return with_default_project(super().get_changeform_initial_data(request))
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Issue], search_term: str
+    ) -> tuple[QuerySet[Issue], bool]:
+        """Titles as before; a key (``WEB-42``, any case) also finds that issue."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        match = ISSUE_KEY_SEARCH.fullmatch(search_term)
+        if match and int(match.group(2)) <= MAX_ID:
+            key, number = match.group(1).upper(), int(match.group(2))
+            results = results | queryset.filter(project__key=key, number=number)
+        return results, may_have_duplicates
 
     def save_model(self, request: HttpRequest, obj: Issue, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
         fields = {name: data[name] for name in ("title", "description", "status", "priority", "assignee")}
-        labels = [label.name for label in data["labels"]]
+        labels = [label.name for label in data["labels"]]  # of the issue's project (IssueAdminForm.clean)
         if not change:
-            created = services.issue_create(actor=request.user, labels=labels, source=Source.ADMIN, **fields)
+            created = services.issue_create(
+                actor=request.user, project=data["project"], labels=labels, source=Source.ADMIN, **fields
+            )
             obj.pk = created.pk
             obj.refresh_from_db()
             return
@@ -109,12 +249,13 @@ class IssueAdmin(admin.ModelAdmin):
             self.save_formset(request, form, formset, change=change)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Issue]:
-        return super().get_queryset(request).select_related("assignee", "reporter")
+        return super().get_queryset(request).select_related("project", "assignee", "reporter")
 
 
 @admin.register(Comment)
 class CommentAdmin(admin.ModelAdmin):
     list_display = ["id", "issue", "author", "created_at"]
+    list_select_related = ["issue__project", "author"]  # an issue is shown by its key
     raw_id_fields = ["issue"]
     readonly_fields = ["author", "created_at"]
 
@@ -136,10 +277,39 @@ class CommentAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
 
+class LabelAdminForm(forms.ModelForm):
+    """A label's name is unique in its project ignoring case (the database's functional unique index); said here
+    as a form error. The project is chosen on the add form only: the issues carrying a label are its project's."""
+
+    class Meta:
+        model = Label
+        fields = ["project", "name", "color"]
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean() returns
+        project_id = self.instance.project_id if self.instance.pk else getattr(cleaned.get("project"), "pk", None)
+        name = cleaned.get("name")
+        if project_id is not None and name:
+            taken = Label.objects.alias(lname=Lower("name")).filter(project_id=project_id, lname=Lower(Value(name)))
+            if taken.exclude(pk=self.instance.pk).exists():
+                self.add_error("name", "A label with this name already exists in this project.")
+        return cleaned
+
+
 @admin.register(Label)
 class LabelAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "color"]
+    form = LabelAdminForm
+    list_display = ["id", "name", "project", "color"]
+    list_filter = ["project"]
+    list_select_related = ["project"]
     search_fields = ["name"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Label | None = None) -> list[str]:
+        return ["project"] if obj else []
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return with_default_project(super().get_changeform_initial_data(request))
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
         """A deletion refused as busy rolls back the whole view (its log entry too) and says so, instead of
@@ -170,6 +340,7 @@ class LabelAdmin(admin.ModelAdmin):
 class IssueEventAdmin(admin.ModelAdmin):
     list_display = ["id", "issue", "type", "source", "actor", "timestamp"]
     list_filter = ["type", "source"]
+    list_select_related = ["issue__project", "actor"]  # an issue is shown by its key
     raw_id_fields = ["issue"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

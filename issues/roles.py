@@ -1,8 +1,18 @@
-"""The roles of the API, as Django groups and the permissions each one holds.
+"""The ``staff`` group: the Django admin's model permissions, given to staff (``create_api_user --staff``).
 
-A data migration creates the groups; ``create_api_user`` puts users in them. Views check the
-permissions (never the group names), so superusers can grant finer rights in the admin.
+What a user may do in the API is its role in each project (``issues.models.Membership``, decided by
+``issues.access``), not a group. The admin, though, checks Django's model permissions, and staff get them from
+this group; superusers grant finer rights there.
+
+Migration 0002 created one group per global role (viewer, member, maintainer) besides ``staff``; migration 0010
+turned their members into memberships of the default project and deleted them. ``ROLE_PERMISSIONS`` and
+``sync_role_groups`` are that migration's step, kept as it ran (a migration's historical models know only the
+permissions of their time); ``STAFF`` and ``sync_staff_group`` are today's, applied by migration 0011.
 """
+
+from typing import Any
+
+# --- Migration 0002, frozen -------------------------------------------------------------------------------------
 
 VIEW = [
     "issues.view_issue",
@@ -20,7 +30,7 @@ MAINTAINER = [
     "issues.change_label",
     "issues.delete_label",
 ]
-STAFF = [
+STAFF_0002 = [
     *MAINTAINER,
     "issues.delete_issue",
     "issues.delete_comment",
@@ -35,25 +45,59 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     "viewer": VIEW,
     "member": MEMBER,
     "maintainer": MAINTAINER,
-    "staff": STAFF,
+    "staff": STAFF_0002,
 }
-ROLES = ("viewer", "member", "maintainer")
+
+# --- Today ------------------------------------------------------------------------------------------------------
+
+STAFF_GROUP = "staff"
+
+# Staff create projects and manage their members in the admin. Deleting a project is left to superusers: its
+# issues protect it, and its labels and memberships would go with it.
+STAFF = [
+    *STAFF_0002,
+    "issues.view_project",
+    "issues.add_project",
+    "issues.change_project",
+    "issues.view_membership",
+    "issues.add_membership",
+    "issues.change_membership",
+    "issues.delete_membership",
+]
 
 
-def sync_role_groups(apps) -> None:
-    """Create (or refresh) one group per role with exactly its permissions."""
+def _create_permissions(apps: Any) -> None:
+    """Create the permissions of every model ``apps`` knows (in a migration, Django creates them only after the
+    last migration has run)."""
     from django.contrib.auth.management import create_permissions
 
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
+
+
+def _set_group(apps: Any, name: str, perms: list[str]) -> None:
+    """Create (or refresh) group ``name`` with exactly ``perms``."""
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
+    group, _ = Group.objects.get_or_create(name=name)
+    wanted = []
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    group.permissions.set(wanted)
+
+
+def sync_role_groups(apps: Any) -> None:
+    """Migration 0002's step: one group per role of the time, with exactly its permissions. Not for today's
+    schema (the role groups are gone since migration 0010): use ``sync_staff_group``."""
+    _create_permissions(apps)
     for role, perms in ROLE_PERMISSIONS.items():
-        group, _ = Group.objects.get_or_create(name=role)
-        wanted = []
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-        group.permissions.set(wanted)
+        _set_group(apps, role, perms)
+
+
+def sync_staff_group(apps: Any) -> None:
+    """Create (or refresh) the ``staff`` group with exactly ``STAFF``; nothing else."""
+    _create_permissions(apps)
+    _set_group(apps, STAFF_GROUP, STAFF)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from issues.access import default_project_key
 from issues.fastpath.session import take_issue_numbers
 from issues.models import Comment, Issue, IssueEvent, Label, Membership, Project, Visibility
-from issues.roles import sync_role_groups
+from issues.roles import sync_staff_group
 
 
 def ensure_role_groups() -> None:
@@ -23,7 +23,7 @@ def ensure_role_groups() -> None:
     if not Group.objects.filter(name="staff").exists():
         from django.apps import apps
 
-        sync_role_groups(apps)
+        sync_staff_group(apps)
 
 
 def default_project() -> Project:

@@ -15,23 +15,44 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
+from issues.access import default_project_key
 from issues.events import comment_excerpt
-from issues.models import DONE_STATUSES, Comment, EventType, Issue, IssueEvent, IssueTally
+from issues.models import (
+    DONE_STATUSES,
+    Comment,
+    EventType,
+    Issue,
+    IssueEvent,
+    IssueTally,
+    Label,
+    Membership,
+    Project,
+    Role,
+    Visibility,
+)
 from issues.services import issue_create
-from tests.factories import ensure_role_groups
+from tests.factories import default_project
 
 N_ISSUES = 400
 N_USERS = 20
+N_PROJECTS = 5
 
 STATUS_STEPS = ["open", "in_progress", "resolved", "closed"]
 
 
-def check_seed_invariants(n_issues: int, n_users: int, *, in_id_order: bool = True) -> None:
+def check_seed_invariants(
+    n_issues: int, n_users: int, *, in_id_order: bool = True, projects: int | None = None
+) -> None:
     """The demo data in the database keeps every invariant of ``seed_demo``'s docstring (``in_id_order``:
-    created in id order, true of one load, not of a load added to an earlier one)."""
+    created in id order, true of one load, not of a load added to an earlier one; ``projects``: the issues are
+    spread over that many projects, private and internal ones among them when there are 3 or more)."""
     issues = {row["id"]: row for row in Issue.objects.values()}
     assert len(issues) == n_issues
-    assert sum(IssueTally.objects.values_list("issues", flat=True)) == n_issues  # the tally's triggers fired
+    per_project = Counter(i["project_id"] for i in issues.values())
+    tally: Counter[int] = Counter()
+    for project_id, count in IssueTally.objects.values_list("project_id", "issues"):
+        tally[project_id] += count
+    assert +tally == per_project  # the tally's triggers fired, per project
     assert {i["status"] for i in issues.values()} == set(STATUS_STEPS)
     assert {i["priority"] for i in issues.values()} == {"low", "medium", "high", "critical"}
     now = timezone.now()
@@ -41,14 +62,23 @@ def check_seed_invariants(n_issues: int, n_users: int, *, in_id_order: bool = Tr
         assert all(a["created_at"] < b["created_at"] for a, b in pairwise(by_id))
     assert all(i["title"].endswith(f" (#{i['id']})") for i in by_id)
 
+    check_projects(issues, projects)
+
     users = get_user_model().objects.filter(username__startswith="demo_user_")
     assert users.count() == n_users
     assert not any(user.has_usable_password() for user in users)
-    assert set(users.values_list("groups__name", flat=True)) == {"member"}
-    per_assignee = Counter(i["assignee_id"] for i in by_id if i["assignee_id"] is not None)
-    assert len(per_assignee) < n_issues  # some issues are unassigned
-    busiest, *_ = sorted(per_assignee.values(), reverse=True)
-    assert busiest > 4 * statistics.median(per_assignee.values())  # skewed: a few users carry most issues
+    assert not users.filter(groups__isnull=False).exists()  # roles are memberships, not groups
+    in_default = Membership.objects.filter(user__in=users, project__key=default_project_key())
+    assert sorted(in_default.values_list("user_id", flat=True)) == sorted(users.values_list("pk", flat=True))
+    assert set(in_default.values_list("role", flat=True)) == {Role.MEMBER}
+    assert any(i["assignee_id"] is None for i in by_id)  # some issues are unassigned
+    # Skewed in each project (its team's first users carry most issues): seen in the project with the most issues.
+    per_assignee: dict[int, Counter[int]] = defaultdict(Counter)
+    for i in by_id:
+        if i["assignee_id"] is not None:
+            per_assignee[i["project_id"]][i["assignee_id"]] += 1
+    biggest = max(per_assignee.values(), key=lambda counts: counts.total())
+    assert max(biggest.values()) > 4 * statistics.median(biggest.values())
 
     events = defaultdict(list)
     for event in IssueEvent.objects.order_by("timestamp", "id").values():
@@ -86,25 +116,89 @@ def check_seed_invariants(n_issues: int, n_users: int, *, in_id_order: bool = Tr
         assert issue["created_at"] <= comment["created_at"] <= issue["updated_at"]
     per_issue = Counter(c["issue_id"] for c in comments.values())
     assert set(per_issue.values()) <= {1, 2, 3, 120}
-    labels = Counter(Issue.labels.through.objects.values_list("issue_id", flat=True))
+    links = list(Issue.labels.through.objects.values_list("issue_id", "label__project_id"))
+    labels = Counter(issue_id for issue_id, _ in links)
     assert labels and max(labels.values()) <= 3
+    assert all(issues[issue_id]["project_id"] == project_id for issue_id, project_id in links)  # its project's
+
+    # Everyone on an issue (reporter, assignee, commenters) can see its project.
+    internal = set(Project.objects.filter(visibility=Visibility.INTERNAL).values_list("pk", flat=True))
+    members = set(Membership.objects.values_list("user_id", "project_id"))
+
+    def sees(user_id: int, project_id: int) -> bool:
+        return project_id in internal or (user_id, project_id) in members
+
+    for issue in by_id:
+        assert sees(issue["reporter_id"], issue["project_id"])
+        assert issue["assignee_id"] is None or sees(issue["assignee_id"], issue["project_id"])
+    assert all(sees(c["author_id"], issues[c["issue_id"]]["project_id"]) for c in comments.values())
+
+
+def check_projects(issues: dict[int, dict], projects: int | None) -> None:
+    """Numbers are unique per project and follow creation (id) order in each; with ``projects``, the issues are
+    spread over that many projects, the default one among them (and the one with the most issues), private and
+    internal mixed, each with a maintainer but the default one (whose demo users are members)."""
+    numbers: dict[int, list[int]] = defaultdict(list)
+    for pk in sorted(issues):
+        numbers[issues[pk]["project_id"]].append(issues[pk]["number"])
+    for in_project in numbers.values():
+        assert all(a < b for a, b in pairwise(in_project))  # unique, and in creation order
+    if projects is None:
+        return
+    keys = dict(Project.objects.values_list("pk", "key"))
+    used = Counter(keys[project_id] for project_id in numbers for _ in numbers[project_id])
+    assert len(used) == projects, used
+    assert used.most_common(1)[0][0] == default_project_key()
+    visibilities = set(Project.objects.filter(key__in=used).values_list("visibility", flat=True))
+    if projects >= 3:
+        assert visibilities == {Visibility.PRIVATE, Visibility.INTERNAL}
+    led = set(Membership.objects.filter(role=Role.MAINTAINER).values_list("project__key", flat=True))
+    assert led == set(used) - {default_project_key()}
+    for project_id in numbers:  # each project has the demo labels of its own
+        assert Label.objects.filter(project_id=project_id).count() >= 12
 
 
 @pytest.fixture
 def seeded(db):
-    ensure_role_groups()  # a transactional test before this one may have flushed them
     call_command("seed_demo", issues=N_ISSUES, users=N_USERS, stdout=io.StringIO())
 
 
 def test_seed_keeps_every_invariant(seeded):
-    check_seed_invariants(N_ISSUES, N_USERS)
+    check_seed_invariants(N_ISSUES, N_USERS, projects=N_PROJECTS)
+    assert list(Project.objects.values_list("key", "visibility")) == [  # ordered by key
+        ("API", Visibility.INTERNAL),
+        ("MAIN", Visibility.INTERNAL),
+        ("MOB", Visibility.INTERNAL),
+        ("OPS", Visibility.PRIVATE),
+        ("WEB", Visibility.PRIVATE),
+    ]
 
 
-def test_ids_come_from_the_sequences(seeded):
-    """The next issue, comment and event insert fine after the seed."""
-    issue = issue_create(actor=None, title="After the seed")
+def test_ids_and_numbers_come_from_the_sequences(seeded):
+    """The next issue, comment and event insert fine after the seed; the next issue of a project gets the
+    number after the seed's."""
+    web = Project.objects.get(key="WEB")
+    issue = issue_create(actor=None, project=web, title="After the seed")
     assert issue.pk > max(Issue.objects.exclude(pk=issue.pk).values_list("pk", flat=True))
+    assert issue.number == 1 + max(
+        Issue.objects.filter(project=web).exclude(pk=issue.pk).values_list("number", flat=True)
+    )
     assert IssueEvent.objects.filter(issue=issue, type=EventType.CREATED).count() == 1
+
+
+def test_private_projects_are_seen_by_their_members_only(seeded):
+    """A demo user outside a private project's team is not on any of its issues, and cannot see it."""
+    from issues.access import access_for
+
+    web = Project.objects.get(key="WEB")
+    members = set(Membership.objects.filter(project=web).values_list("user_id", flat=True))
+    outsiders = get_user_model().objects.filter(username__startswith="demo_user_").exclude(pk__in=members)
+    assert outsiders.exists() and members
+    on_web = Issue.objects.filter(project=web)
+    assert not on_web.filter(assignee__in=outsiders).exists() and not on_web.filter(reporter__in=outsiders).exists()
+    assert all(not access_for(user).sees(web.pk) for user in outsiders)
+    roles = Counter(Membership.objects.filter(project=web).values_list("role", flat=True))
+    assert roles == {Role.MAINTAINER: 1, Role.MEMBER: 7, Role.VIEWER: 2}
 
 
 def test_seeding_again_appends_and_reset_starts_over(seeded):
@@ -112,11 +206,34 @@ def test_seeding_again_appends_and_reset_starts_over(seeded):
     call_command("seed_demo", issues=50, users=N_USERS, stdout=out)
     assert out.getvalue().startswith("Seeded 50 issues, ")
     check_seed_invariants(N_ISSUES + 50, N_USERS, in_id_order=False)
+    assert Membership.objects.count() == 20 + 4 * 8 + 2 * 2  # the same teams: nothing added
     call_command("seed_demo", issues=300, users=N_USERS, reset=True, stdout=io.StringIO())
-    check_seed_invariants(300, N_USERS)
+    check_seed_invariants(300, N_USERS, projects=N_PROJECTS)
+    # Numbers start again at 1 in each project.
+    for project in Project.objects.all():
+        numbers = sorted(Issue.objects.filter(project=project).values_list("number", flat=True))
+        assert numbers == list(range(1, len(numbers) + 1)), project.key
 
 
 def test_more_users_adds_the_missing_ones(seeded):
     call_command("seed_demo", issues=0, users=N_USERS + 5, stdout=io.StringIO())
     assert get_user_model().objects.filter(username__startswith="demo_user_").count() == N_USERS + 5
     assert Issue.objects.count() == N_ISSUES
+    assert Membership.objects.filter(project=default_project()).count() == N_USERS + 5
+
+
+def test_projects_option_adds_projects_with_generated_keys_past_the_list(db):
+    call_command("seed_demo", issues=300, users=12, projects=12, stdout=io.StringIO())
+    check_seed_invariants(300, 12, projects=12)
+    assert {"QA", "DEMO10", "DEMO11"} <= set(Project.objects.values_list("key", flat=True))
+    call_command("seed_demo", issues=10, users=12, projects=1, reset=True, stdout=io.StringIO())
+    assert set(Issue.objects.values_list("project__key", flat=True)) == {default_project_key()}
+
+
+@pytest.mark.parametrize("option", [{"issues": -1}, {"users": 0}, {"projects": 0}])
+def test_refuses_bad_sizes(db, option):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match=">= 1"):
+        call_command("seed_demo", **option, stdout=io.StringIO())
+    assert not Issue.objects.exists()

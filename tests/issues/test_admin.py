@@ -1,11 +1,13 @@
-"""The Django admin saves through the services: version bump, events with source admin, resolved_at."""
+"""The Django admin saves through the services: version bump, events with source admin, resolved_at, numbers; it
+keeps the project rules (an issue's labels are its project's, its assignee can see the project, it never changes
+project) and manages projects with their members."""
 
 import re
 
 import pytest
 
-from issues.models import Comment, Issue, IssueEvent, Label
-from tests.factories import IssueFactory, LabelFactory
+from issues.models import Comment, Issue, IssueEvent, Label, Membership, Project, Visibility
+from tests.factories import IssueFactory, LabelFactory, ProjectFactory, UserFactory, add_member, default_project
 from tests.helpers import privileges
 
 pytestmark = pytest.mark.django_db
@@ -81,6 +83,7 @@ def test_admin_stale_edit_is_refused(client, staff):
 def test_admin_add_records_created_event(client, staff):
     client.force_login(staff)
     data = {
+        "project": default_project().pk,
         "title": "From admin",
         "description": "",
         "status": "closed",
@@ -92,7 +95,7 @@ def test_admin_add_records_created_event(client, staff):
     response = client.post("/admin/issues/issue/add/", data)
     assert response.status_code == 302, response.content[:2000]
     issue = Issue.objects.get(title="From admin")
-    assert issue.reporter_id == staff.pk
+    assert (issue.project_id, issue.reporter_id) == (default_project().pk, staff.pk)
     assert issue.resolved_at is not None
     assert list(IssueEvent.objects.filter(issue=issue).values_list("type", "source")) == [("created", "admin")]
 
@@ -152,7 +155,9 @@ def test_admin_label_delete_refused_as_busy_says_so_and_changes_nothing(client, 
 
 def test_admin_refuses_label_names_with_separators(client, staff):
     client.force_login(staff)
-    response = client.post("/admin/issues/label/add/", {"name": "a,b", "color": "#cccccc"})
+    response = client.post(
+        "/admin/issues/label/add/", {"project": default_project().pk, "name": "a,b", "color": "#cccccc"}
+    )
     assert response.status_code == 200  # the form comes back with the error
     assert not Label.objects.exists()
 
@@ -167,6 +172,288 @@ def test_admin_comment_event_has_source_admin_and_comments_cannot_be_deleted(cli
     comment = Comment.objects.get()
     assert client.post(f"/admin/issues/comment/{comment.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Comment.objects.filter(pk=comment.pk).exists()
+
+
+# --- Projects and their members ---------------------------------------------------------------------------------
+
+
+def members_inline(*rows: tuple[int, str], initial: int = 0) -> dict:
+    """The project form's members inline: ``rows`` of (user id, role)."""
+    data = {
+        "memberships-TOTAL_FORMS": str(len(rows)),
+        "memberships-INITIAL_FORMS": str(initial),
+        "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000",
+    }
+    for i, (user_id, role) in enumerate(rows):
+        data[f"memberships-{i}-user"] = str(user_id)
+        data[f"memberships-{i}-role"] = role
+    return data
+
+
+def test_staff_add_a_project_with_its_members_inline(client, staff, member, viewer):
+    client.force_login(staff)
+    assert client.get("/admin/issues/project/add/").status_code == 200
+    data = {"key": " web ", "name": "Website", "description": "", "visibility": "private"}
+    response = client.post(
+        "/admin/issues/project/add/", {**data, **members_inline((member.pk, "maintainer"), (viewer.pk, "viewer"))}
+    )
+    assert response.status_code == 302, response.content[:3000]
+    project = Project.objects.get(key="WEB")  # upper-cased, as keys are
+    assert (project.name, project.visibility) == ("Website", Visibility.PRIVATE)
+    roles = dict(Membership.objects.filter(project=project).values_list("user__username", "role"))
+    assert roles == {"member": "maintainer", "viewer": "viewer"}
+    listing = client.get("/admin/issues/project/").content.decode()
+    assert "WEB" in listing and "Website" in listing
+
+
+def test_a_duplicate_member_or_key_is_a_form_error(client, staff, member):
+    client.force_login(staff)
+    ProjectFactory(key="OPS")
+    data = {"key": "ops", "name": "Ops again", "description": "", "visibility": "internal"}
+    response = client.post("/admin/issues/project/add/", {**data, **members_inline()})
+    assert response.status_code == 200
+    assert "Project with this Key already exists." in response.content.decode()
+    data = {"key": "NEW", "name": "New", "description": "", "visibility": "internal"}
+    twice = members_inline((member.pk, "member"), (member.pk, "viewer"))
+    response = client.post("/admin/issues/project/add/", {**data, **twice})
+    assert response.status_code == 200
+    assert "Please correct the duplicate data for user." in response.content.decode()
+    assert not Project.objects.filter(key="NEW").exists()
+    assert not Membership.objects.filter(project__key="NEW").exists()
+
+
+def test_a_projects_key_is_read_only_once_created_and_members_change_inline(client, staff, member):
+    client.force_login(staff)
+    project = ProjectFactory(key="WEB", name="Website")
+    membership = add_member(member, project, "viewer")
+    page = client.get(f"/admin/issues/project/{project.pk}/change/").content.decode()
+    assert 'name="key"' not in page and "WEB" in page
+    rows = members_inline((member.pk, "maintainer"), initial=1)
+    rows["memberships-0-id"] = str(membership.pk)
+    rows["memberships-0-project"] = str(project.pk)
+    data = {"key": "XYZ", "name": "Web site", "description": "", "visibility": "internal", **rows}
+    response = client.post(f"/admin/issues/project/{project.pk}/change/", data)
+    assert response.status_code == 302, response.content[:3000]
+    project.refresh_from_db()
+    assert (project.key, project.name, project.visibility) == ("WEB", "Web site", Visibility.INTERNAL)
+    assert Membership.objects.get(pk=membership.pk).role == "maintainer"
+
+
+def test_projects_are_for_staff_with_the_staff_groups_permissions(client, staff, maintainer):
+    from django.contrib.auth.models import Group
+
+    perms = set(Group.objects.get(name="staff").permissions.values_list("codename", flat=True))
+    wanted = {"view_project", "add_project", "change_project"}
+    wanted |= {"view_membership", "add_membership", "change_membership", "delete_membership"}
+    assert wanted <= perms
+    assert "delete_project" not in perms  # superusers only: a project's labels and members would go with it
+    assert not Group.objects.filter(name__in=["viewer", "member", "maintainer"]).exists()  # gone since 0010
+    client.force_login(maintainer)  # a maintainer of the default project is not staff
+    assert client.get("/admin/issues/project/").status_code == 302  # to the login page
+    client.force_login(staff)
+    assert client.get("/admin/issues/project/").status_code == 200
+    project = ProjectFactory(key="WEB")
+    assert client.post(f"/admin/issues/project/{project.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Project.objects.filter(pk=project.pk).exists()
+
+
+# --- Issues in projects -----------------------------------------------------------------------------------------
+
+
+def add_form(project: Project, **changes) -> dict:
+    data = {
+        "project": project.pk,
+        "title": "From admin",
+        "description": "",
+        "status": "open",
+        "priority": "medium",
+        "assignee": "",
+        "labels": [],
+        **NO_EVENTS,
+    }
+    data.update(changes)
+    return data
+
+
+def test_admin_add_in_a_chosen_project_takes_its_next_number(client, staff):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB")
+    IssueFactory(project=web)
+    IssueFactory(project=web)
+    IssueFactory()  # the default project's numbers are its own
+    bug = LabelFactory(project=web, name="bug")
+    response = client.post("/admin/issues/issue/add/", add_form(web, title="Third", labels=[bug.pk]))
+    assert response.status_code == 302, response.content[:3000]
+    issue = Issue.objects.get(title="Third")
+    assert (issue.project_id, issue.number, issue.key) == (web.pk, 3, "WEB-3")
+    assert list(issue.labels.values_list("name", flat=True)) == ["bug"]
+    assert list(IssueEvent.objects.filter(issue=issue).values_list("type", "source")) == [("created", "admin")]
+    page = client.get(f"/admin/issues/issue/{issue.pk}/change/").content.decode()
+    assert "WEB-3" in page
+
+
+def test_the_add_form_starts_in_the_default_project(client, staff):
+    client.force_login(staff)
+    response = client.get("/admin/issues/issue/add/")
+    assert response.context["adminform"].form.initial["project"] == str(default_project().pk)
+
+
+def test_admin_refuses_a_label_of_another_project(client, staff):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB")
+    foreign = LabelFactory(name="web-only", project=web)
+    own = LabelFactory(name="main-bug")
+    offered = client.get("/admin/issues/issue/add/").content.decode()  # every project's, named with its key
+    assert f'<option value="{foreign.pk}">WEB: web-only</option>' in offered
+    assert f'<option value="{own.pk}">MAIN: main-bug</option>' in offered
+    response = client.post("/admin/issues/issue/add/", add_form(default_project(), labels=[own.pk, foreign.pk]))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors["labels"] == ["Only labels of project MAIN can be given; not 'web-only'."]
+    assert not Issue.objects.exists()
+    assert not Label.objects.filter(project=default_project(), name="web-only").exists()  # nor made in MAIN
+
+    # On the change form only the issue's project's labels are offered, and another one is refused.
+    issue = IssueFactory()
+    page = client.get(f"/admin/issues/issue/{issue.pk}/change/")
+    assert list(page.context["adminform"].form.fields["labels"].queryset) == [own]
+    assert f'<option value="{own.pk}">main-bug</option>' in page.content.decode()
+    response = client.post(f"/admin/issues/issue/{issue.pk}/change/", admin_form(issue, labels=[foreign.pk]))
+    assert response.status_code == 200
+    assert "labels" in response.context["adminform"].form.errors
+    issue.refresh_from_db()
+    assert (issue.version, list(issue.labels.all())) == (1, [])
+    assert not IssueEvent.objects.exists()
+
+
+def test_admin_refuses_an_assignee_who_cannot_see_a_private_project(client, staff, member):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB", visibility=Visibility.PRIVATE)
+    response = client.post("/admin/issues/issue/add/", add_form(web, assignee=member.pk))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["assignee"] == [
+        "member cannot see project WEB (not a member of this private project) and cannot be assigned its issues."
+    ]
+    assert not Issue.objects.exists()
+
+    issue = IssueFactory(project=web)
+    response = client.post(f"/admin/issues/issue/{issue.pk}/change/", admin_form(issue, assignee=member.pk))
+    assert response.status_code == 200
+    assert "assignee" in response.context["adminform"].form.errors
+    issue.refresh_from_db()
+    assert (issue.assignee_id, issue.version) == (None, 1)
+
+    # A member of the project (any role), or anyone on an internal project, can be assigned.
+    add_member(member, web, "viewer")
+    response = client.post(f"/admin/issues/issue/{issue.pk}/change/", admin_form(issue, assignee=member.pk))
+    assert response.status_code == 302, response.content[:3000]
+    issue.refresh_from_db()
+    assert (issue.assignee_id, issue.version) == (member.pk, 2)
+    outsider = UserFactory(username="outsider")
+    response = client.post("/admin/issues/issue/add/", add_form(default_project(), assignee=outsider.pk))
+    assert response.status_code == 302, response.content[:3000]
+
+
+def test_an_issue_never_changes_project_in_the_admin(client, staff):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB")
+    issue = IssueFactory()
+    page = client.get(f"/admin/issues/issue/{issue.pk}/change/")
+    assert "project" not in page.context["adminform"].form.fields
+    response = client.post(f"/admin/issues/issue/{issue.pk}/change/", admin_form(issue, project=web.pk, title="T2"))
+    assert response.status_code == 302, response.content[:3000]
+    issue.refresh_from_db()
+    assert (issue.project_id, issue.title) == (default_project().pk, "T2")
+
+
+def test_issue_list_searches_by_key_and_filters_by_project(client, staff):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB")
+    web_issues = [IssueFactory(project=web, title=f"Web {i}") for i in range(3)]
+    main_issue = IssueFactory(title="Main 2")
+
+    def found(**params) -> set[int]:
+        response = client.get("/admin/issues/issue/", params)
+        assert response.status_code == 200
+        return {issue.pk for issue in response.context["cl"].result_list}
+
+    second = Issue.objects.get(pk=web_issues[1].pk)
+    assert found(q="web-2") == {second.pk}  # the key, ignoring case
+    assert found(q=f"WEB-{second.number}") == found(q=second.key) == {second.pk}
+    assert found(q=main_issue.key) == {main_issue.pk}
+    assert found(q="Main") == {main_issue.pk}  # titles as before
+    assert found(q="WEB-99") == set() and found(q="WEB-99999999999999999999") == set()
+    assert found(project__id__exact=web.pk) == {issue.pk for issue in web_issues}
+    listing = client.get("/admin/issues/issue/").content.decode()
+    assert "WEB-1" in listing and main_issue.key in listing
+
+
+def test_admin_lists_cost_the_same_queries_for_few_and_many_rows(client, staff):
+    """Issues are shown by their key (their project's): the lists read the projects along."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import CommentFactory
+
+    client.force_login(staff)
+    paths = ["/admin/issues/issue/", "/admin/issues/comment/", "/admin/issues/issueevent/", "/admin/issues/label/"]
+
+    def costs() -> list[int]:
+        result = []
+        for path in paths:
+            with CaptureQueriesContext(connection) as queries:
+                assert client.get(path).status_code == 200
+            result.append(len(queries))
+        return result
+
+    def add_rows(project: Project) -> None:
+        comment = CommentFactory(issue=IssueFactory(project=project))
+        IssueEvent.objects.create(issue=comment.issue, type="commented", details={})
+        LabelFactory(project=project)
+
+    add_rows(default_project())
+    few = costs()
+    for i in range(5):
+        add_rows(ProjectFactory(key=f"P{i}X"))
+    assert costs() == few
+
+
+# --- Labels in projects -----------------------------------------------------------------------------------------
+
+
+def test_label_names_are_unique_per_project_ignoring_case(client, staff):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB")
+    LabelFactory(name="Bug")
+    response = client.post("/admin/issues/label/add/", {"project": default_project().pk, "name": "bug"})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["name"] == [
+        "A label with this name already exists in this project."
+    ]
+    data = {"project": web.pk, "name": "bug", "color": "#cccccc"}
+    assert client.post("/admin/issues/label/add/", data).status_code == 302
+    assert set(Label.objects.values_list("project__key", "name")) == {("MAIN", "Bug"), ("WEB", "bug")}
+    # A rename into a taken name is refused too; the project is read-only once the label exists.
+    label = Label.objects.get(project=web)
+    LabelFactory(project=web, name="ui")
+    response = client.post(f"/admin/issues/label/{label.pk}/change/", {"name": "UI", "color": "#cccccc"})
+    assert response.status_code == 200
+    assert "name" in response.context["adminform"].form.errors
+    data = {"project": default_project().pk, "name": "defect", "color": "#cccccc"}
+    assert client.post(f"/admin/issues/label/{label.pk}/change/", data).status_code == 302
+    label.refresh_from_db()
+    assert (label.project_id, label.name) == (web.pk, "defect")
+
+
+def test_label_list_shows_and_filters_by_project(client, staff):
+    client.force_login(staff)
+    web = ProjectFactory(key="WEB")
+    in_web = LabelFactory(project=web, name="web-label")
+    LabelFactory(name="main-label")
+    response = client.get("/admin/issues/label/", {"project__id__exact": web.pk})
+    assert [label.pk for label in response.context["cl"].result_list] == [in_web.pk]
+    assert "WEB" in response.content.decode()
 
 
 # --- The admin is no ladder: privileges are changed by superusers only ------------------------------------------
@@ -224,7 +511,7 @@ def test_staff_sees_the_privilege_fields_read_only_on_their_own_page(client, sta
 def test_staff_crafted_post_cannot_make_themselves_superuser(client, staff):
     client.force_login(staff)
     before = privileges(staff)
-    assert before == (True, False, ["maintainer", "staff"], [])
+    assert before == (True, False, ["staff"], [])
     response = client.post(f"/admin/auth/user/{staff.pk}/change/", user_form(staff, **escalation(first_name="Eve")))
     assert response.status_code == 302, response.content[:2000]
     assert privileges(staff) == before
@@ -234,13 +521,13 @@ def test_staff_crafted_post_cannot_make_themselves_superuser(client, staff):
 def test_staff_crafted_post_cannot_raise_another_user(client, staff, member):
     client.force_login(staff)
     before = privileges(member)
-    assert before == (False, False, ["member"], [])
+    assert before == (False, False, [], [])
     response = client.post(f"/admin/auth/user/{member.pk}/change/", user_form(member, **escalation()))
     assert response.status_code == 302, response.content[:2000]
     assert privileges(member) == before
     # Nor can they take a privilege away.
     client.post(f"/admin/auth/user/{staff.pk}/change/", user_form(staff, groups=[]))
-    assert privileges(staff)[2] == ["maintainer", "staff"]
+    assert privileges(staff)[2] == ["staff"]
 
 
 def test_staff_crafted_add_cannot_create_a_superuser(client, staff):

@@ -2,7 +2,7 @@
 filter and its kept count, assignees who must see the project, and nothing of a project the caller cannot see."""
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from issues.models import Issue, Project, Visibility
@@ -143,3 +143,15 @@ def test_a_project_made_private_disappears_for_non_members_at_once(member_client
     assert_json_error(outsider.get(f"/api/issues/{issue.pk}"), 404)
     assert outsider.get("/api/issues").json()["count"] == 0
     assert member_client.get(f"/api/issues/{issue.pk}").status_code == 200  # still a member
+
+
+def test_the_database_refuses_a_label_of_another_project(web):
+    """Whatever writes the links (the admin's widget, a script), an issue carries labels of its own project only:
+    the statement that would link another project's label fails whole (migration 0012's trigger)."""
+    issue = IssueFactory(project=web)
+    own, foreign = LabelFactory(project=web, name="ok"), LabelFactory(name="elsewhere")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        issue.labels.add(own, foreign)  # one INSERT statement of two links
+    assert not issue.labels.exists()
+    issue.labels.add(own)
+    assert list(issue.labels.values_list("name", flat=True)) == ["ok"]
