@@ -10,9 +10,10 @@ What it does (self-contained; run by hand, prints its figures):
    both workers with small imports (which also create the CSV's labels);
 3. import vs floor, in ``--pairs`` alternating rounds (floor, import, floor, import, ...), each on empty tables
    (the same reset before every round: ``TRUNCATE`` of the issue, issue-label link, event and comment tables with
-   ``RESTART IDENTITY``, then ``CHECKPOINT``):
-   - floor: the rows of the 100,000-row CSV, prepared in memory beforehand as COPY text (ids 1..N, the assignees'
-     and labels' ids, one ``created`` event per issue, exactly what the import writes), written by three
+   ``RESTART IDENTITY`` and the default project's number sequence restarted at 1, then ``CHECKPOINT``):
+   - floor: the rows of the 100,000-row CSV, prepared in memory beforehand as COPY text (ids 1..N, the default
+     project's id and numbers 1..N, the assignees' and labels' ids, one ``created`` event per issue, exactly what
+     the import writes), written by three
      ``COPY ... FROM STDIN`` (psycopg's ``cursor.copy``: issues, label links, events) in one transaction, timed
      from ``BEGIN`` to the end of ``COMMIT``: PostgreSQL's write cost alone, with every constraint, index and
      trigger of the migrated schema, and no CSV parsing or validation;
@@ -68,8 +69,11 @@ LINK_TABLE = "issues_issue_labels"
 EVENT_TABLE = "issues_issueevent"
 COMMENT_TABLE = "issues_comment"
 ISSUE_COLUMNS = (
-    "id, title, description, status, priority, assignee_id, reporter_id, version, created_at, updated_at, resolved_at"
+    "id, project_id, number, title, description, status, priority, assignee_id, reporter_id, version, created_at, "
+    "updated_at, resolved_at"
 )
+# The import goes to the default project (no ``?project=``): the migration's, as DEFAULT_PROJECT_KEY names it.
+PROJECT_KEY = os.environ.get("DEFAULT_PROJECT_KEY", "MAIN").strip().upper() or "MAIN"
 EVENT_COLUMNS = "issue_id, type, timestamp, actor_id, source, details"
 DONE = frozenset({"resolved", "closed"})
 NULL = "\\N"  # NULL in COPY's text format
@@ -77,14 +81,16 @@ COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r
 COPY_BLOCK = 256 * 1024  # bytes per copy.write() of the floor
 
 # The same reset before every round, floor or import. TRUNCATE fires the issue tally's TRUNCATE trigger (the
-# tally is cleared, as it must be for empty tables); the sequences restart, so both write issue ids 1..N.
+# tally is cleared, as it must be for empty tables); the sequences restart (the project's number sequence too, which
+# TRUNCATE does not own), so both write issue ids 1..N numbered 1..N.
 RESET_SQL = f"TRUNCATE {ISSUE_TABLE}, {LINK_TABLE}, {EVENT_TABLE}, {COMMENT_TABLE} RESTART IDENTITY"
+NUMBER_SEQUENCE_RESET_SQL = "SELECT setval(format('issues_project_%%s_number_seq', %s)::regclass, 1, false)"
 
 # What both rounds must have written, identically (timestamps compared only as "resolved or not").
 FINGERPRINT_SQL = f"""
 SELECT
     (SELECT count(*) FROM {ISSUE_TABLE}),
-    (SELECT md5(string_agg(concat_ws('|', id, title, description, status, priority,
+    (SELECT md5(string_agg(concat_ws('|', id, project_id, number, title, description, status, priority,
                                      coalesce(assignee_id::text, '-'), coalesce(reporter_id::text, '-'), version,
                                      created_at = updated_at, resolved_at IS NULL),
                            E'\\n' ORDER BY id)) FROM {ISSUE_TABLE}),
@@ -194,12 +200,13 @@ def _blocks(lines: list[str]) -> list[bytes]:
 
 
 def floor_copy_data(
-    data: bytes, *, user_ids: dict[str, int], label_ids: dict[str, int], actor_id: int
+    data: bytes, *, project_id: int, user_ids: dict[str, int], label_ids: dict[str, int], actor_id: int
 ) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """The COPY text (issues, label links, events), in blocks, of what the import writes for ``data``: issue ids
-    1..N in file order, the values normalised as the import does for this generated CSV (title trimmed, assignee
-    by username, label names trimmed and deduplicated ignoring case), version 1, ``resolved_at`` set for resolved
-    and closed issues, one ``created`` event per issue (source ``import``, the maintainer as actor, ``{}``).
+    1..N in file order, in project ``project_id`` with numbers 1..N, the values normalised as the import does for
+    this generated CSV (title trimmed, assignee by username, label names trimmed and deduplicated ignoring case),
+    version 1, ``resolved_at`` set for resolved and closed issues, one ``created`` event per issue (source
+    ``import``, the maintainer as actor, ``{}``).
     Built before the clock starts: none of this is the floor's cost."""
     now = datetime.now(UTC).isoformat()
     actor = str(actor_id)
@@ -213,8 +220,9 @@ def floor_copy_data(
     for pk, cells in enumerate(records, start=1):
         status, assignee = cells[si], cells[ai].strip()
         issues.append(
-            f"{pk}\t{_copy_text(cells[ti].strip())}\t{_copy_text(cells[di])}\t{status}\t{cells[pi]}\t"
-            f"{user_ids[assignee] if assignee else NULL}\t{actor}\t1\t{now}\t{now}\t{now if status in DONE else NULL}\n"
+            f"{pk}\t{project_id}\t{pk}\t{_copy_text(cells[ti].strip())}\t{_copy_text(cells[di])}\t{status}\t"
+            f"{cells[pi]}\t{user_ids[assignee] if assignee else NULL}\t{actor}\t1\t{now}\t{now}\t"
+            f"{now if status in DONE else NULL}\n"
         )
         names = {name.strip().lower() for name in cells[li].split(",") if name.strip()}
         links.extend(f"{pk}\t{label_ids[name]}\n" for name in names)
@@ -222,9 +230,10 @@ def floor_copy_data(
     return _blocks(issues), _blocks(links), _blocks(events)
 
 
-def floor_round(conn, payload: tuple[list[bytes], list[bytes], list[bytes]], rows: int) -> float:
+def floor_round(conn, payload: tuple[list[bytes], list[bytes], list[bytes]], rows: int, project_id: int) -> float:
     """Write ``payload`` with three COPY statements in one transaction; seconds from BEGIN to the end of COMMIT
-    (the deferred foreign-key checks run at COMMIT, so they are inside)."""
+    (the deferred foreign-key checks run at COMMIT, so they are inside). The sequences are left where the import
+    leaves them (ids and the project's numbers at N)."""
     issues, links, events = payload
     start = time.perf_counter()
     with conn.transaction(), conn.cursor() as cursor:
@@ -236,7 +245,11 @@ def floor_round(conn, payload: tuple[list[bytes], list[bytes], list[bytes]], row
             with cursor.copy(sql) as copy:
                 for block in blocks:
                     copy.write(block)
-        cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), %s)", [ISSUE_TABLE, rows])
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s), "
+            "setval(format('issues_project_%%s_number_seq', %s::bigint)::regclass, %s)",
+            [ISSUE_TABLE, rows, project_id, rows],
+        )
     return time.perf_counter() - start
 
 
@@ -279,8 +292,9 @@ class CpuMeter:
 BACKENDS_SQL = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
 
 
-def reset_tables(admin) -> None:
+def reset_tables(admin, project_id: int) -> None:
     admin.execute(RESET_SQL)
+    admin.execute(NUMBER_SEQUENCE_RESET_SQL, [project_id])
     admin.execute("CHECKPOINT")  # each round starts with no dirty pages pending and a fresh WAL segment cycle
 
 
@@ -303,21 +317,26 @@ def import_vs_floor(
         user_ids: dict[str, int] = dict(
             admin.execute("SELECT username, id FROM auth_user WHERE username = ANY(%s)", [[*ASSIGNEES, ACTOR]])
         )
-        label_ids: dict[str, int] = dict(admin.execute("SELECT lower(name), id FROM issues_label"))
+        (project_id,) = admin.execute("SELECT id FROM issues_project WHERE key = %s", [PROJECT_KEY]).fetchone()
+        label_ids: dict[str, int] = dict(
+            admin.execute("SELECT lower(name), id FROM issues_label WHERE project_id = %s", [project_id])
+        )
         missing = set(LABELS) - set(label_ids)
         assert not missing, f"labels the warm-up should have created are missing: {missing}"
-        payload = floor_copy_data(data, user_ids=user_ids, label_ids=label_ids, actor_id=user_ids[ACTOR])
+        payload = floor_copy_data(
+            data, project_id=project_id, user_ids=user_ids, label_ids=label_ids, actor_id=user_ids[ACTOR]
+        )
         conn.execute("SELECT 1")
         meter = CpuMeter(admin, server_pid)
         results: list[dict[str, Any]] = []
         for pair in range(1, pairs + 1):
             load = loadavg()
-            reset_tables(admin)
+            reset_tables(admin, project_id)
             before = meter.snapshot()
-            floor_s = floor_round(conn, payload, rows)
+            floor_s = floor_round(conn, payload, rows, project_id)
             floor_db_cpu, _ = meter.since(before)
             floor_print = admin.execute(FINGERPRINT_SQL).fetchone()
-            reset_tables(admin)
+            reset_tables(admin, project_id)
             before = meter.snapshot()
             import_s = import_raw(session, base, data, rows)
             import_db_cpu, import_app_cpu = meter.since(before)

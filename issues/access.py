@@ -183,16 +183,17 @@ def user_can_see(user: Any, project_id: int) -> bool:
 
 
 def users_who_see(project: Project, user_ids: Iterable[int]) -> set[int]:
-    """Those of ``user_ids`` (active users) who can see ``project``, in one query (the import's assignees)."""
+    """Those of ``user_ids`` (active users) who can see ``project``, in one query (the import's assignees). The
+    project's visibility is read by the query itself (``project`` may carry its id and key only)."""
     from django.contrib.auth import get_user_model
 
     ids = set(user_ids)
     if not ids:
         return set()
+    member = Membership.objects.filter(project_id=project.pk, user_id=OuterRef("pk"))
+    internal = Project.objects.filter(pk=project.pk, visibility=Visibility.INTERNAL)
     users = get_user_model().objects.filter(pk__in=ids, is_active=True)
-    if project.visibility != Visibility.INTERNAL:
-        member = Membership.objects.filter(project_id=project.pk, user_id=OuterRef("pk"))
-        users = users.filter(Q(is_staff=True) | Q(is_superuser=True) | Exists(member))
+    users = users.filter(Q(is_staff=True) | Q(is_superuser=True) | Exists(member) | Exists(internal))
     return set(users.values_list("pk", flat=True))
 
 

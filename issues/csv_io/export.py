@@ -30,10 +30,14 @@ def _iso(value: datetime | None) -> str:
 
 
 def export_row(issue: Any) -> list[str]:
-    """The cells of one issue, annotated with ``assignee_name`` and ``reporter_name`` (usernames)."""
+    """The cells of one issue, annotated with ``assignee_name`` and ``reporter_name`` (usernames) and
+    ``project_key`` (``selectors.issue_list``). Keys need no escaping: ``[A-Z][A-Z0-9]*``."""
     esc = escape_cell
+    project_key = issue.project_key
     return [
         str(issue.pk),
+        project_key,
+        f"{project_key}-{issue.number}",
         esc(issue.title),
         esc(issue.description),
         issue.status,
@@ -66,7 +70,8 @@ EXPORT_CHUNK_ROWS = 2_000
 
 
 def export_issues(queryset: QuerySet) -> Iterator[bytes]:
-    """CSV of the issues of ``queryset`` (``selectors.issue_list``, label names joined in), read
+    """CSV of the issues of ``queryset`` (``selectors.issue_list``: scoped to the caller's projects, their keys and
+    label names joined in), read
     ``EXPORT_CHUNK_ROWS`` at a time: one query per chunk, usernames joined in."""
     issues = queryset.annotate(assignee_name=F("assignee__username"), reporter_name=F("reporter__username"))
     return export_chunks(issues.iterator(chunk_size=EXPORT_CHUNK_ROWS))

@@ -1,5 +1,6 @@
 """The CSV import: parse the upload as it streams in, validate each row, and write valid rows batch by batch in one
-transaction (COPY, see issues/fastpath/copy.py), each row whole or not at all."""
+transaction (COPY, see issues/fastpath/copy.py), each row whole or not at all, into one project: its issue numbers
+(one statement per batch), its labels, assignees who can see it."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from django.utils import timezone
 
 from api.exceptions import database_trouble
 
+from ..access import users_who_see
 from ..fastpath.copy import CopyWriter
-from ..fastpath.session import hold_import_label_locks, long_transaction_budget
-from ..models import DONE_STATUSES, MAX_ID, EventType, Issue, IssueEvent, Source
+from ..fastpath.session import hold_import_label_locks, long_transaction_budget, take_issue_numbers
+from ..models import DONE_STATUSES, MAX_ID, EventType, Issue, IssueEvent, Project, Source
 from ..services.common import User, actor_id
 from ..services.labels import labels_ensure
 from . import parse as csv_io
@@ -59,27 +61,33 @@ class ImportResult:
 def issue_import_csv(
     *,
     actor: User,
+    project: Project,
     chunks: Iterable[bytes],
     dry_run: bool = False,
     batch_size: int | None = None,
 ) -> ImportResult:
-    """Create issues from a CSV upload given as byte chunks (streamed: one batch in memory at a time).
+    """Create issues in ``project`` from a CSV upload given as byte chunks (streamed: one batch in memory at a
+    time). Whether the actor may import there is the caller's business (``issues.access``, maintainers).
 
     Partial success: each valid row is created whole (issue, labels, ``created`` event with source
     ``import``), each invalid one is reported by line. The whole import is one transaction and each batch
     a savepoint: a batch the database refuses is retried row by row, each row in its own savepoint, and
     the rows it still refuses become row errors. Raises ``csv_io.CsvDecodeError`` or
     ``csv_io.CsvHeaderError`` (a 400) and ``csv_io.ImportTooLarge`` (a 413); everything is rolled back
-    then. ``dry_run`` does all of it and rolls back, so it answers exactly what a real import would.
+    then. ``dry_run`` does all of it and rolls back, so it answers exactly what a real import would; it takes no
+    issue number from the project (a sequence is not rolled back): its rows are numbered ``-id`` instead.
     """
     batch_size = batch_size or IMPORT_BATCH_SIZE
     parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
     result = ImportResult()
     with transaction.atomic():
         long_transaction_budget()
+        # The project's row as it is (``Access.project_by_key`` may hand over only its id and key): its visibility
+        # decides which assignees may be given (``users_who_see``). Gone meanwhile: DoesNotExist, a 404.
+        project = Project.objects.only("id", "key", "visibility").get(pk=project.pk)
         parser.read_header()
         result.ignored_columns = parser.ignored_columns
-        writer = _ImportWriter(actor_id=actor_id(actor))
+        writer = _ImportWriter(project=project, actor_id=actor_id(actor), dry_run=dry_run)
         rows: list[csv_io.ParsedRow] = []
         row_errors: list[csv_io.RowError] = []
         for item in parser:
@@ -98,16 +106,27 @@ def issue_import_csv(
 
 
 class _ImportWriter:
-    """Writes validated CSV rows batch by batch with COPY (ids drawn from the sequence up front); the row-by-row
-    fallback uses bulk_create with one row."""
+    """Writes validated CSV rows into ``project`` batch by batch with COPY (ids and numbers drawn up front, one
+    statement each); the row-by-row fallback uses bulk_create with one row and the id and number drawn for it."""
 
-    def __init__(self, *, actor_id: int | None) -> None:
+    def __init__(self, *, project: Project, actor_id: int | None, dry_run: bool) -> None:
+        self.project = project
         self.actor_id = actor_id
+        self.dry_run = dry_run
         self.now = timezone.now()
         self.user_ids: dict[str, int | None] = {}  # raw assignee cell → user id (None: unknown)
-        self.label_ids: dict[str, int] = {}  # lower-cased name → label id
+        self.cannot_see: set[str] = set()  # assignee cells naming an active user who cannot see the project
+        self.label_ids: dict[str, int] = {}  # lower-cased name → label id, in the project
         self.label_lock_held = False
-        self.copy = CopyWriter(actor_id=actor_id, now=self.now)
+        self.copy = CopyWriter(project_id=project.pk, actor_id=actor_id, now=self.now)
+
+    def _numbers(self, ids: list[int]) -> list[int]:
+        """The issue numbers of a batch whose ids are ``ids``: the project's next ones, ascending (given in row
+        order), in one statement. A dry run numbers its rows ``-id`` instead, unique and never a real number, so
+        it leaves the project's sequence as it was."""
+        if self.dry_run:
+            return [-pk for pk in ids]
+        return take_issue_numbers(self.project.pk, len(ids))
 
     def write_batch(
         self, rows: list[csv_io.ParsedRow], row_errors: list[csv_io.RowError], result: ImportResult
@@ -115,28 +134,37 @@ class _ImportWriter:
         errors = list(row_errors)
         self._resolve_users(rows)
         valid = []
+        cannot_see = self.cannot_see
         for row in rows:
             if row.assignee is not None and self.user_ids[row.assignee] is None:
                 message = f'Unknown or deactivated user "{row.assignee}": no active user has this id or username.'
+                errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
+            elif row.assignee in cannot_see:
+                message = (
+                    f'User "{row.assignee}" cannot see project {self.project.key} and cannot be assigned its issues.'
+                )
                 errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
             else:
                 valid.append(row)
         if valid:
             self._ensure_labels(valid)
+            ids = self.copy.take_ids(len(valid))
+            numbers = self._numbers(ids)
             # A batch the database refuses because of its rows (a constraint, a value out of range, a trigger)
-            # is retried row by row. Trouble that is not the rows' fault (a lost connection, a shutdown, a
-            # timeout, a deadlock) propagates: the whole import rolls back and the client is told (503/409).
+            # is retried row by row, each row with the id and number the batch had for it (the savepoint's
+            # rollback does not give them back). Trouble that is not the rows' fault (a lost connection, a
+            # shutdown, a timeout, a deadlock) propagates: the whole import rolls back and the client is told.
             try:
                 with transaction.atomic():
-                    self._insert(valid)
+                    self.copy.write(valid, ids, numbers, self.user_ids, self._row_label_ids)
                 result.created += len(valid)
             except DatabaseError as exc:
                 if database_trouble(exc) is not None:
                     raise
-                for row in valid:
+                for row, pk, number in zip(valid, ids, numbers, strict=True):
                     try:
                         with transaction.atomic():
-                            self._insert_orm([row])
+                            self._insert_orm(row, pk, number)
                         result.created += 1
                     except DatabaseError as exc:
                         if database_trouble(exc) is not None:
@@ -150,7 +178,8 @@ class _ImportWriter:
 
     def _resolve_users(self, rows: list[csv_io.ParsedRow]) -> None:
         """Map every new assignee cell of the batch to an active user's id (by id first, then username), None
-        when no active user matches: one query."""
+        when no active user matches: one query; then which of those users cannot see the project
+        (``users_who_see``): one more query, for the whole batch."""
         wanted = {row.assignee for row in rows if row.assignee is not None and row.assignee not in self.user_ids}
         if not wanted:
             return
@@ -165,12 +194,21 @@ class _ImportWriter:
         for pk, username in get_user_model().objects.filter(query, is_active=True).values_list("pk", "username"):
             by_id.add(pk)
             by_name[username] = pk
+        found: dict[str, int] = {}
         for value in wanted:
             user_id = numeric.get(value)
-            self.user_ids[value] = user_id if user_id in by_id else by_name.get(value)
+            user_id = user_id if user_id in by_id else by_name.get(value)
+            self.user_ids[value] = user_id
+            if user_id is not None:
+                found[value] = user_id
+        if found:
+            seeing = users_who_see(self.project, found.values())
+            self.cannot_see.update(value for value, user_id in found.items() if user_id not in seeing)
 
     def _ensure_labels(self, rows: list[csv_io.ParsedRow]) -> None:
-        """Create the batch's missing labels with one labels_ensure call."""
+        """Find or create the batch's new label names in the project with one ``labels_ensure`` call (a set-based
+        insert that skips names taken ignoring case, and one read): a label of the same name in another project is
+        never used."""
         missing: dict[str, str] = {}
         for row in rows:
             for name in row.labels:
@@ -181,50 +219,38 @@ class _ImportWriter:
             return
         if not self.label_lock_held:
             # LABEL_USE_LOCK shared (no label the import links is deleted before it commits), and the imports' own.
-            hold_import_label_locks()
+            hold_import_label_locks(self.project.pk)
             self.label_lock_held = True
-        for label in labels_ensure(missing.values()):
+        for label in labels_ensure(self.project.pk, missing.values()):
             self.label_ids[label.name.lower()] = label.pk
 
     def _row_label_ids(self, row: csv_io.ParsedRow) -> set[int]:
         return {self.label_ids[name.lower()] for name in row.labels}
 
-    def _insert(self, rows: list[csv_io.ParsedRow]) -> None:
-        self.copy.write(rows, self.user_ids, self._row_label_ids)
-
-    def _insert_orm(self, rows: list[csv_io.ParsedRow]) -> None:
-        """bulk_create of the issues (ids returned), then of their label links and events."""
+    def _insert_orm(self, row: csv_io.ParsedRow, pk: int, number: int) -> None:
+        """One row with the ORM (the retry of a refused batch): the issue with id ``pk`` and number ``number``, its
+        label links and its event."""
         now = self.now
-        issues = [
-            Issue(
-                title=row.title,
-                description=row.description,
-                status=row.status,
-                priority=row.priority,
-                assignee_id=self.user_ids[row.assignee] if row.assignee is not None else None,
-                reporter_id=self.actor_id,
-                created_at=now,
-                updated_at=now,
-                resolved_at=now if row.status in DONE_STATUSES else None,
-            )
-            for row in rows
-        ]
-        Issue.objects.bulk_create(issues)
-        through = Issue.labels.through
-        through.objects.bulk_create(
-            through(issue_id=issue.pk, label_id=label_id)
-            for issue, row in zip(issues, rows, strict=True)
-            if row.labels
-            for label_id in self._row_label_ids(row)
+        Issue.objects.bulk_create(
+            [
+                Issue(
+                    pk=pk,
+                    project_id=self.project.pk,
+                    number=number,
+                    title=row.title,
+                    description=row.description,
+                    status=row.status,
+                    priority=row.priority,
+                    assignee_id=self.user_ids[row.assignee] if row.assignee is not None else None,
+                    reporter_id=self.actor_id,
+                    created_at=now,
+                    updated_at=now,
+                    resolved_at=now if row.status in DONE_STATUSES else None,
+                )
+            ]
         )
-        IssueEvent.objects.bulk_create(
-            IssueEvent(
-                issue_id=issue.pk,
-                type=EventType.CREATED,
-                actor_id=self.actor_id,
-                source=Source.IMPORT,
-                timestamp=now,
-                details={},
-            )
-            for issue in issues
+        through = Issue.labels.through
+        through.objects.bulk_create(through(issue_id=pk, label_id=label_id) for label_id in self._row_label_ids(row))
+        IssueEvent.objects.create(
+            issue_id=pk, type=EventType.CREATED, actor_id=self.actor_id, source=Source.IMPORT, timestamp=now, details={}
         )

@@ -31,6 +31,8 @@ from ..models import Priority, Status
 IMPORT_COLUMNS = ("title", "description", "status", "priority", "assignee", "labels")
 EXPORT_COLUMNS = (
     "id",
+    "project",
+    "key",
     "title",
     "description",
     "status",

@@ -1,7 +1,8 @@
-"""The CSV import's writes as PostgreSQL COPY: three COPY statements per batch (issues, label links, events) and one
-query for the batch's ids, drawn from the issue sequence up front. The COPY text is built here (escaping only the
-fields that need it) and written in one piece per table: much cheaper than one ``write_row`` call per row, and
-than ``bulk_create`` (see docs/performance.md)."""
+"""The CSV import's writes as PostgreSQL COPY: three COPY statements per batch (issues, label links, events), after
+the batch's ids (drawn from the issue sequence up front, one query) and its issue numbers (from the project's
+sequence, one query, by the importer). The COPY text is built here (escaping only the fields that need it) and
+written in one piece per table: much cheaper than one ``write_row`` call per row, and than ``bulk_create`` (see
+docs/performance.md)."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -30,16 +31,19 @@ def _copy_statement(model: Any, columns: str) -> sql.Composed:
 
 _ISSUES = _copy_statement(
     Issue,
-    "id, title, description, status, priority, assignee_id, reporter_id, version, created_at, updated_at, resolved_at",
+    "id, project_id, number, title, description, status, priority, assignee_id, reporter_id, version, created_at, "
+    "updated_at, resolved_at",
 )
 _LINKS = _copy_statement(Issue.labels.through, "issue_id, label_id")
 _EVENTS = _copy_statement(IssueEvent, "issue_id, type, timestamp, actor_id, source, details")
 
 
 class CopyWriter:
-    """Writes batches of validated rows (``csv_io.parse.ParsedRow``) of one import, in the import's transaction."""
+    """Writes batches of validated rows (``csv_io.parse.ParsedRow``) of one import into project ``project_id``, in
+    the import's transaction."""
 
-    def __init__(self, *, actor_id: int | None, now: datetime) -> None:
+    def __init__(self, *, project_id: int, actor_id: int | None, now: datetime) -> None:
+        self.project = str(int(project_id))
         self.actor = str(actor_id) if actor_id is not None else NULL
         self.now = now.isoformat()
         with connection.cursor() as cursor:
@@ -49,22 +53,34 @@ class CopyWriter:
             cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [Issue._meta.db_table])
             self.sequence = cursor.fetchone()[0]
 
-    def write(self, rows: list[Any], user_ids: dict[str, int | None], label_ids: Callable[[Any], set[int]]) -> None:
-        """Insert ``rows`` whole: the issues (assignee cells mapped by ``user_ids``), their label links
-        (``label_ids(row)``) and one ``created`` event each."""
-        now, actor, text = self.now, self.actor, _copy_text
+    def take_ids(self, count: int) -> list[int]:
+        """``count`` issue ids from the issue table's sequence, in one query. Drawn before the batch is written, so
+        that the row-by-row retry of a refused batch gives each row the id (and number) the batch had for it."""
         with connection.cursor() as cursor:
-            cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [self.sequence, len(rows)])
-            ids = [pk for (pk,) in cursor.fetchall()]
+            cursor.execute("SELECT nextval(%s) FROM generate_series(1, %s)", [self.sequence, count])
+            return [pk for (pk,) in cursor.fetchall()]
+
+    def write(
+        self,
+        rows: list[Any],
+        ids: list[int],
+        numbers: list[int],
+        user_ids: dict[str, int | None],
+        label_ids: Callable[[Any], set[int]],
+    ) -> None:
+        """Insert ``rows`` whole, the i-th with id ``ids[i]`` and number ``numbers[i]``: the issues (assignee cells
+        mapped by ``user_ids``), their label links (``label_ids(row)``) and one ``created`` event each."""
+        now, actor, project, text = self.now, self.actor, self.project, _copy_text
+        with connection.cursor() as cursor:
             raw = cursor.cursor
             with connection.wrap_database_errors:
                 lines = []
-                for pk, row in zip(ids, rows, strict=True):
+                for pk, number, row in zip(ids, numbers, rows, strict=True):
                     assignee = str(user_ids[row.assignee]) if row.assignee is not None else NULL
                     resolved = now if row.status in _DONE else NULL
                     lines.append(
-                        f"{pk}\t{text(row.title)}\t{text(row.description)}\t{row.status}\t{row.priority}\t"
-                        f"{assignee}\t{actor}\t1\t{now}\t{now}\t{resolved}\n"
+                        f"{pk}\t{project}\t{number}\t{text(row.title)}\t{text(row.description)}\t{row.status}\t"
+                        f"{row.priority}\t{assignee}\t{actor}\t1\t{now}\t{now}\t{resolved}\n"
                     )
                 with raw.copy(_ISSUES) as copy:
                     copy.write("".join(lines))

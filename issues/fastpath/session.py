@@ -11,8 +11,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 # Label deletion against label use (see issues/services/labels.py): every write that links labels to issues takes
 # this transaction-level advisory lock SHARED before it locks any issue row; label_delete takes it EXCLUSIVE.
 LABEL_USE_LOCK = 0x1AB_E15E
-# Held (per transaction) by an import before it creates labels, so two imports cannot deadlock on the label name
-# index by creating the same labels in different orders across their batches.
+# Held (per transaction, per project: the second key is the project's id) by an import before it creates labels,
+# so two imports into one project cannot deadlock on the label name index by creating the same labels in
+# different orders across their batches; imports into different projects create different labels and do not wait.
 IMPORT_LABEL_LOCK = 0x15_5E_1AB
 
 
@@ -65,12 +66,13 @@ def hold_label_use_lock() -> None:
     advisory_xact_lock(LABEL_USE_LOCK, shared=True)
 
 
-def hold_import_label_locks() -> None:
-    """LABEL_USE_LOCK shared and the imports' own IMPORT_LABEL_LOCK, in one statement; in either order, as
-    neither holder waits for anything the other's waiters hold."""
+def hold_import_label_locks(project_id: int) -> None:
+    """LABEL_USE_LOCK shared and the imports' own IMPORT_LABEL_LOCK of the project, in one statement; in either
+    order, as neither holder waits for anything the other's waiters hold."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s)", [LABEL_USE_LOCK, IMPORT_LABEL_LOCK]
+            "SELECT pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s, %s)",
+            [LABEL_USE_LOCK, IMPORT_LABEL_LOCK, int(project_id)],
         )
 
 

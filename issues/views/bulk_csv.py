@@ -1,6 +1,7 @@
 """Bulk status changes and CSV import/export: actions of the issue collection (``/api/issues/bulk-status``,
 ``/import``, ``/export``), mixed into ``IssueViewSet``."""
 
+import re
 from collections.abc import Iterator
 
 from django.conf import settings
@@ -10,15 +11,16 @@ from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import action
-from rest_framework.exceptions import UnsupportedMediaType, ValidationError
+from rest_framework.exceptions import NotFound, UnsupportedMediaType, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from .. import csv_io, services
-from ..access import access_for
+from ..access import Action, access_for, default_project_key
 from ..idempotency import idempotent
+from ..models import PROJECT_KEY_PATTERN, Project
 from ..serializers import parse_bulk_status
 from .common import JSONErrorsContentNegotiation, NoObjectMetadata, parse_flag
 
@@ -91,6 +93,22 @@ def import_chunks(request: Request) -> Iterator[bytes]:
     )
 
 
+def import_project(request: Request) -> Project:
+    """The project of an import, ``?project=KEY`` (the default project when omitted or empty), checked before a
+    byte of the body is read: a key that is malformed, unknown or names a project the caller cannot see is the
+    same 404 (the contract's "invisible means 404"); a caller who is not a maintainer there gets a 403."""
+    key = (request.query_params.get("project") or "").strip() or default_project_key()
+    access = access_for(request.user)
+    try:
+        if not (key.isascii() and re.match(PROJECT_KEY_PATTERN, key.upper())):
+            raise Project.DoesNotExist(key)
+        project = access.project_by_key(key)
+    except Project.DoesNotExist:
+        raise NotFound() from None
+    access.require(project.pk, Action.MANAGE)
+    return project
+
+
 class BulkAndCsvActions(GenericViewSet):
     """``bulk-status``, ``import`` and ``export`` on the issue collection."""
 
@@ -111,19 +129,32 @@ class BulkAndCsvActions(GenericViewSet):
 
     @extend_schema(
         request={"multipart/form-data": IMPORT_UPLOAD, "text/csv": bytes},
-        parameters=[OpenApiParameter("dry_run", bool, required=False)],
-        responses={200: IMPORT_RESULT, 400: OpenApiResponse(description="bad header or encoding"), 413: None},
+        parameters=[
+            OpenApiParameter("project", str, required=False, description="the project's key (default project)"),
+            OpenApiParameter("dry_run", bool, required=False),
+        ],
+        responses={
+            200: IMPORT_RESULT,
+            400: OpenApiResponse(description="bad header or encoding"),
+            403: OpenApiResponse(description="not a maintainer of the project"),
+            404: OpenApiResponse(description="no such project (or one the caller cannot see)"),
+            413: None,
+        },
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
     @idempotent
     def import_csv(self, request: Request) -> Response:
+        project = import_project(request)
         dry_run = parse_flag(request.query_params, "dry_run")
-        result = services.issue_import_csv(actor=request.user, chunks=import_chunks(request), dry_run=dry_run)
+        result = services.issue_import_csv(
+            actor=request.user, project=project, chunks=import_chunks(request), dry_run=dry_run
+        )
         return Response(result.as_dict())
 
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="the issues as CSV")})
     @action(detail=False, methods=["get"], url_path="export", content_negotiation_class=JSONErrorsContentNegotiation)
     def export_csv(self, request: Request) -> StreamingHttpResponse:
+        # Scoped to the caller's projects by the selector (get_queryset: selectors.issue_list), then the list's filters.
         queryset = self.filter_queryset(self.get_queryset())
         response = StreamingHttpResponse(csv_io.export_issues(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="issues.csv"'

@@ -52,7 +52,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         "partial_update": Action.WRITE,
         "labels": Action.WRITE,
         "bulk_status": Action.MANAGE,
-        "import_csv": Action.MANAGE,
+        # (not import_csv: its project is named in the query, and an invisible one must be a 404, not a 403)
     }
 
     unfiltered = whole_list = False  # set by list(): what the paginator pages (see IssueListPaginator)

@@ -1,14 +1,28 @@
 """POST /api/issues/import: streamed CSV, per-row validation with line numbers, partial success, all-or-nothing
-for encoding, header and size problems, dry runs, and rows the database refuses."""
+for encoding, header and size problems, dry runs, rows the database refuses, and the project imported into
+(``?project=KEY``: its numbers, labels, maintainers and the assignees who can see it)."""
 
 import pytest
+import requests
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from issues import csv_io, services
 from issues.csv_io import importer
-from issues.models import EventType, Issue, IssueEvent, Label, Source, Status
-from tests.factories import LabelFactory, UserFactory
-from tests.helpers import IMPORT_HEADER, IMPORT_URL, csv_text, db_state, post_csv, upload_csv
+from issues.models import EventType, Issue, IssueEvent, Label, Role, Source, Status, Visibility, number_sequence_name
+from tests.factories import IssueFactory, LabelFactory, ProjectFactory, UserFactory, add_member, default_project
+from tests.helpers import (
+    IMPORT_HEADER,
+    IMPORT_URL,
+    assert_json_error,
+    auth_header,
+    csv_text,
+    db_state,
+    make_client,
+    post_csv,
+    released_together,
+    upload_csv,
+)
 
 
 @pytest.fixture
@@ -207,7 +221,7 @@ def test_import_byte_limit_holds_while_streaming_without_content_length(maintain
     settings.IMPORT_MAX_BYTES = 2_000
     chunks = iter([(",".join(IMPORT_HEADER) + "\n").encode()] + [f"Row {i},,,,,\n".encode() for i in range(300)])
     with pytest.raises(csv_io.ImportTooLarge):
-        services.issue_import_csv(actor=maintainer, chunks=chunks)
+        services.issue_import_csv(actor=maintainer, project=default_project(), chunks=chunks)
     assert not Issue.objects.exists()
 
 
@@ -278,6 +292,11 @@ def test_import_row_refused_by_the_database_is_a_row_error_and_keeps_the_others(
     assert Issue.objects.count() == 19
     assert IssueEvent.objects.count() == 19
     assert Issue.labels.through.objects.count() == 19
+    # The refused batch was retried row by row with the numbers drawn for it: row order kept, only boom's is a gap.
+    numbered = dict(Issue.objects.values_list("number", "title"))
+    first = min(numbered)  # the default project's sequence outlives the tests' rolled-back transactions
+    assert sorted(numbered) == [first + n for n in range(20) if n != 9]
+    assert [numbered[n] for n in sorted(numbered)] == [f"Row {i}" for i in range(20) if i != 9]
 
 
 def test_import_formula_prefix_is_removed(maintainer_client):
@@ -316,14 +335,24 @@ def test_import_needs_a_maintainer(member_client, viewer_client, anon_client):
     assert not Issue.objects.exists()
 
 
-def test_import_query_count_per_batch_does_not_grow_with_rows(maintainer, django_assert_max_num_queries):
-    """A batch costs a fixed number of queries."""
+def test_import_query_count_per_batch_does_not_grow_with_rows(maintainer):
+    """An import costs a fixed number of queries whatever its rows, and each further batch that brings no new
+    assignee or label four: its ids, its numbers (one statement each), its savepoint and the savepoint's release."""
     UserFactory(username="alice")
-    rows = "".join(f"Row {i},,open,low,alice,l{i % 3}\n" for i in range(150))
-    chunks = [(",".join(IMPORT_HEADER) + "\n" + rows).encode()]
-    with django_assert_max_num_queries(12):
-        result = services.issue_import_csv(actor=maintainer, chunks=chunks)
-    assert result.created == 150
+    project = default_project()
+
+    def queries(rows: int, batch_size: int) -> int:
+        body = "".join(f"Row {i},,open,low,alice,l{i % 3}\n" for i in range(rows))
+        chunks = [(",".join(IMPORT_HEADER) + "\n" + body).encode()]
+        with CaptureQueriesContext(connection) as captured:
+            result = services.issue_import_csv(actor=maintainer, project=project, chunks=chunks, batch_size=batch_size)
+        assert result.created == rows
+        return len(captured.captured_queries)
+
+    one_batch = queries(150, 150)
+    assert one_batch <= 15
+    assert queries(1_500, 1_500) == one_batch
+    assert queries(1_500, 150) == one_batch + 9 * 4
 
 
 def test_import_refuses_deactivated_assignees_by_username_or_id(maintainer_client):
@@ -352,3 +381,180 @@ def test_import_refuses_deactivated_assignees_by_username_or_id(maintainer_clien
         ("To alice by id", alice.pk),
     ]
     assert not Issue.objects.filter(assignee=gone).exists()
+
+
+# --- projects -----------------------------------------------------------------------------------------------
+
+
+def issue_numbers(project) -> list[tuple[int, str]]:
+    """(number, title) of the project's issues, by number."""
+    return list(Issue.objects.filter(project=project).order_by("number").values_list("number", "title"))
+
+
+def test_import_into_a_named_project_numbers_its_issues_and_uses_its_labels(db, small_batches):
+    web = ProjectFactory(key="WEB", visibility=Visibility.PRIVATE)
+    lead = UserFactory(username="web-lead", role="maintainer", role__project=web)
+    main_bug = LabelFactory(name="Bug")  # the default project's label of the same name: never used by WEB
+    IssueFactory(title="Main issue", labels=[main_bug])
+    main_before = issue_numbers(default_project())
+    rows = [[f"Web {i}", "", "", "", "", "BUG, ui" if i % 2 else ""] for i in range(20)]
+
+    response = post_csv(make_client(lead), csv_text(rows), "?project=web")  # the key ignores case
+
+    assert response.status_code == 200, response.content
+    assert (response.json()["created"], response.json()["failed"]) == (20, 0)
+    # Consecutive from 1, in row order, across several batches (7 rows each).
+    assert issue_numbers(web) == [(i + 1, f"Web {i}") for i in range(20)]
+    web_labels = {label.name.lower(): label for label in Label.objects.filter(project=web)}
+    assert set(web_labels) == {"bug", "ui"}
+    assert web_labels["bug"].name == "BUG" and web_labels["bug"].pk != main_bug.pk
+    linked = set(Issue.labels.through.objects.filter(issue__project=web).values_list("label_id", flat=True))
+    assert linked == {web_labels["bug"].pk, web_labels["ui"].pk}
+    assert list(main_bug.issues.values_list("title", flat=True)) == ["Main issue"]
+    assert issue_numbers(default_project()) == main_before
+    assert set(IssueEvent.objects.filter(issue__project=web).values_list("type", "source")) == {
+        (EventType.CREATED, Source.IMPORT)
+    }
+
+    # The next import goes on with WEB's numbers; one into the default project with the default project's.
+    assert (
+        post_csv(make_client(lead), csv_text([["Web next", "", "", "", "", "bug"]]), "?project=WEB").json()["created"]
+        == 1
+    )
+    assert issue_numbers(web)[-1] == (21, "Web next")
+    assert Label.objects.filter(project=web).count() == 2
+    admin = UserFactory(username="main-lead", role="maintainer")
+    assert post_csv(make_client(admin), csv_text([["Main next", "", "", "", "", ""]])).status_code == 200
+    assert issue_numbers(default_project())[-1] == (main_before[-1][0] + 1, "Main next")
+
+
+def test_import_into_a_project_the_caller_cannot_see_is_a_404_like_an_unknown_one_and_writes_nothing(
+    maintainer_client, staff_client
+):
+    secret = ProjectFactory(key="SECRET", visibility=Visibility.PRIVATE)
+    add_member(UserFactory(username="insider"), secret, Role.MAINTAINER)
+    body = csv_text([["Sneaky", "", "", "", "", "leak"]])
+    before = db_state()
+
+    invisible = assert_json_error(post_csv(maintainer_client, body, "?project=SECRET"), 404)
+    unknown = assert_json_error(post_csv(maintainer_client, body, "?project=NOPE"), 404)
+    malformed = [
+        assert_json_error(post_csv(maintainer_client, body, f"?project={key}"), 404)
+        for key in ("a-b", "X", "SECRET1234567", "%C3%9F", "S%00")
+    ]
+    as_upload = assert_json_error(upload_csv(maintainer_client, body, "?project=secret&dry_run=true"), 404)
+
+    assert invisible == unknown == as_upload == {"detail": "Not found.", "code": "not_found"}
+    assert all(body == unknown for body in malformed)
+    assert db_state() == before
+    # Not a number was taken from the project: its first import (by staff, who see every project) gets 1.
+    assert post_csv(staff_client, body, "?project=SECRET").json()["created"] == 1
+    assert issue_numbers(secret) == [(1, "Sneaky")]
+
+
+def test_import_into_a_project_needs_its_maintainer_role(db):
+    web = ProjectFactory(key="WEB", visibility=Visibility.PRIVATE)
+    viewer = UserFactory(username="web-viewer", role="viewer", role__project=web)
+    member = UserFactory(username="web-member", role="member", role__project=web)
+    main_maintainer = UserFactory(username="main-lead", role="maintainer")  # a maintainer elsewhere
+    add_member(main_maintainer, web, Role.MEMBER)
+    web_lead = UserFactory(username="web-lead", role="maintainer", role__project=web)  # a viewer of MAIN (internal)
+    body = csv_text([["A", "", "", "", "", "x"]])
+    before = db_state()
+
+    for user in (viewer, member):  # they see WEB, but may not import into it
+        assert_json_error(post_csv(make_client(user), body, "?project=WEB"), 403)
+    error = assert_json_error(post_csv(make_client(main_maintainer), body, "?project=WEB"), 403)
+    assert error["detail"] == "You need the maintainer role in this project to do this."
+    assert_json_error(post_csv(make_client(web_lead), body), 403)  # no ?project: the default project
+    assert db_state() == before
+
+    assert post_csv(make_client(web_lead), body, "?project=WEB").json()["created"] == 1
+    assert post_csv(make_client(main_maintainer), body).json()["created"] == 1
+    assert Issue.objects.filter(project=web).count() == 1
+    assert Issue.objects.filter(project=default_project()).count() == 1
+
+
+def test_import_assignee_who_cannot_see_a_private_project_is_a_row_error(db):
+    web = ProjectFactory(key="WEB", visibility=Visibility.PRIVATE)
+    lead = UserFactory(username="web-lead", role="maintainer", role__project=web)
+    alice = UserFactory(username="alice", role="viewer", role__project=web)
+    bob = UserFactory(username="bob", role="member")  # sees the default project, not WEB
+    carol = UserFactory(username="carol", is_staff=True)  # staff see every project
+    rows = [
+        ["To alice", "", "", "", "alice", ""],
+        ["To bob", "", "", "", "bob", ""],
+        ["To bob by id", "", "", "", str(bob.pk), ""],
+        ["To carol", "", "", "", "carol", ""],
+        ["To nobody", "", "", "", "nobody", ""],
+    ]
+
+    dry = post_csv(make_client(lead), csv_text(rows), "?project=WEB&dry_run=true")
+    response = post_csv(make_client(lead), csv_text(rows), "?project=WEB")
+
+    assert response.status_code == 200, response.content
+    result = response.json()
+    assert dry.json() == result
+    assert (result["created"], result["failed"]) == (2, 3)
+    errors = {error["row"]: error["errors"] for error in result["errors"]}
+    assert list(errors) == [3, 4, 6]
+    for line, cell in ((3, "bob"), (4, str(bob.pk))):
+        assert errors[line] == {
+            "assignee": [f'User "{cell}" cannot see project WEB and cannot be assigned its issues.']
+        }
+    assert "Unknown" in errors[6]["assignee"][0]
+    assert sorted(Issue.objects.values_list("title", "assignee_id")) == [("To alice", alice.pk), ("To carol", carol.pk)]
+    # The dry run took no number: the real import's two issues are WEB-1 and WEB-2.
+    assert issue_numbers(web) == [(1, "To alice"), (2, "To carol")]
+
+    # The default project is internal: every active user can be assigned its issues.
+    admin = UserFactory(username="main-lead", role="maintainer")
+    assert post_csv(make_client(admin), csv_text(rows[1:3])).json()["created"] == 2
+
+
+def test_import_dry_run_leaves_the_project_sequence_alone(maintainer_client):
+    rows = csv_text([[f"Row {i}", "", "", "", "", ""] for i in range(5)])
+    project = default_project()
+
+    def next_number() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT last_value, is_called FROM {number_sequence_name(project.pk)}")
+            last, called = cursor.fetchone()
+        return last + 1 if called else last
+
+    before = next_number()
+    assert post_csv(maintainer_client, rows, "?dry_run=true").json()["created"] == 5
+    assert next_number() == before
+    assert post_csv(maintainer_client, rows).json()["created"] == 5
+    assert next_number() == before + 5
+    assert [number for number, _ in issue_numbers(project)] == list(range(before, before + 5))
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_imports_into_one_project_get_distinct_numbers(live_server, monkeypatch):
+    """Two imports into one project at once, over HTTP, in small batches so that their batches interleave: every
+    number is given once, none is lost, and each import's numbers follow its rows."""
+    monkeypatch.setattr(importer, "IMPORT_BATCH_SIZE", 5)
+    race = ProjectFactory(key="RACE", visibility=Visibility.PRIVATE)
+    headers = [auth_header(UserFactory(username=f"lead{i}", role="maintainer", role__project=race)) for i in range(2)]
+    rows = 200
+    bodies = [csv_text([[f"Import {i} row {n}", "", "", "", "", ""] for n in range(rows)]).encode() for i in range(2)]
+
+    def run(i: int) -> requests.Response:
+        return requests.post(
+            f"{live_server.url}{IMPORT_URL}?project=RACE",
+            data=bodies[i],
+            headers={**headers[i], "Content-Type": "text/csv"},
+            timeout=60,
+        )
+
+    responses = released_together(2, run)
+
+    assert [r.status_code for r in responses] == [200, 200], [r.text[:300] for r in responses]
+    assert [r.json()["created"] for r in responses] == [rows, rows]
+    numbered = issue_numbers(race)
+    assert [number for number, _ in numbered] == list(range(1, 2 * rows + 1))
+    for i in range(2):
+        mine = [title for _, title in numbered if title.startswith(f"Import {i} ")]
+        assert mine == [f"Import {i} row {n}" for n in range(rows)]
