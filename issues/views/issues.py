@@ -49,10 +49,9 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     # checked by each action. Reads need only authentication: the selectors scope them.
     permission_map = {
         "create": Action.WRITE,
-        "partial_update": Action.WRITE,
-        "labels": Action.WRITE,
         "bulk_status": Action.MANAGE,
-        # (not import_csv: its project is named in the query, and an invisible one must be a 404, not a 403)
+        # Not the routes that name an issue or a project: an invisible one must be a 404 also for a caller who
+        # may write nowhere (services.issue_update and import_project decide it), never a 403.
     }
 
     unfiltered = whole_list = False  # set by list(): what the paginator pages (see IssueListPaginator)

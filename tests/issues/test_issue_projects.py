@@ -155,3 +155,13 @@ def test_the_database_refuses_a_label_of_another_project(web):
     assert not issue.labels.exists()
     issue.labels.add(own)
     assert list(issue.labels.values_list("name", flat=True)) == ["ok"]
+
+
+def test_a_superuser_counts_as_staff(web):
+    """Staff see every project and act as maintainers in each; a superuser without ``is_staff`` too."""
+    IssueFactory(project=web)
+    root = UserFactory(username="root", is_superuser=True, is_staff=False)
+    client = make_client(root)
+    assert client.get("/api/issues").json()["count"] == 1
+    created = client.post("/api/issues", {"title": "by root", "project": "WEB"}, format="json")
+    assert created.status_code == 201, created.content
