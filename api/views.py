@@ -65,6 +65,7 @@ def health(request: Request) -> Response:
 def api_root(request: Request) -> Response:
     """The entry point: links to every collection."""
     names = {
+        "projects": "project-list",
         "issues": "issue-list",
         "labels": "label-list",
         "users": "user-list",

@@ -82,15 +82,17 @@ SEED_SQL = [
                               date_joined)
        SELECT '!', false, 'bench-' || md5(g::text), '', '', '', false, true, now()
        FROM generate_series(1, %(users)s) g""",
-    """INSERT INTO issues_label (name, color, created_at)
-       SELECT CASE WHEN g = 1 THEN 'bug' ELSE 'label-' || g END, '#cccccc', now()
+    """INSERT INTO issues_label (project_id, name, color, created_at)
+       SELECT (SELECT id FROM issues_project WHERE key = %(project)s),
+              CASE WHEN g = 1 THEN 'bug' ELSE 'label-' || g END, '#cccccc', now()
        FROM generate_series(1, %(labels)s) g""",
     # Statuses: 25 %% open, 15 %% in progress, 25 %% resolved, 35 %% closed. Resolution times are log-uniform
     # between 1 minute and about 60 days, so the mean sits far above the median, as in real trackers.
     # Assignees: 10 %% unassigned, the rest skewed towards the first users (squared uniform).
-    """INSERT INTO issues_issue (title, description, status, priority, assignee_id, reporter_id, version,
+    # Everything in the default project; numbers come from its sequence (the insert trigger, ENABLE ALWAYS).
+    """INSERT INTO issues_issue (project_id, title, description, status, priority, assignee_id, reporter_id, version,
                                  created_at, updated_at, resolved_at)
-       SELECT 'Issue ' || r.g, '', r.status,
+       SELECT (SELECT id FROM issues_project WHERE key = %(project)s), 'Issue ' || r.g, '', r.status,
               (ARRAY['low','medium','medium','high','critical'])[1 + (r.g * 7) %% 5],
               CASE WHEN r.a < 0.1 THEN NULL ELSE u.first_id + floor(r.b * r.b * %(users)s)::int END,
               u.first_id + r.g %% %(users)s, 1, r.created_at,
@@ -117,6 +119,8 @@ SEED_SQL = [
 def seed(issues: int, reseed: bool) -> None:
     from django.db import connection, transaction
 
+    from issues.access import default_project_key
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM issues_issue")
         current = cursor.fetchone()[0]
@@ -130,6 +134,7 @@ def seed(issues: int, reseed: bool) -> None:
             "issues": issues,
             "end": SEED_END,
             "days": SEED_DAYS,
+            "project": default_project_key(),
         }
         with transaction.atomic():
             # The rows are consistent by construction: skip the per-row foreign-key triggers (a superuser
@@ -218,6 +223,7 @@ BUG_FILTER = """AND EXISTS (SELECT 1 FROM issues_issue_labels il JOIN issues_lab
 
 def cases() -> list[dict[str, Any]]:
     """Each case: a name, the view's query string, the selector call, and the SQL with its parameters."""
+    from issues.access import SYSTEM
     from reports import selectors
 
     year_ago = SEED_END - timedelta(days=365)
@@ -228,7 +234,7 @@ def cases() -> list[dict[str, Any]]:
             "name": "top-assignees",
             "path": "top-assignees",
             "query": {},
-            "orm": lambda: selectors.report_top_assignees(limit=10),
+            "orm": lambda: selectors.report_top_assignees(SYSTEM, limit=10),
             "sql": (TOP_SQL.format(where=""), {"limit": 10}),
             "shape": _rows_shape,
         },
@@ -237,7 +243,7 @@ def cases() -> list[dict[str, Any]]:
             "path": "top-assignees",
             "query": {"status": "open,in_progress", "label": "bug", "since": year_ago.isoformat()},
             "orm": lambda: selectors.report_top_assignees(
-                limit=10, statuses=["open", "in_progress"], labels=["bug"], since=year_ago
+                SYSTEM, limit=10, statuses=["open", "in_progress"], labels=["bug"], since=year_ago
             ),
             "sql": (
                 TOP_SQL.format(where="AND status IN ('open', 'in_progress') AND created_at >= %(since)s " + BUG_FILTER),
@@ -249,7 +255,7 @@ def cases() -> list[dict[str, Any]]:
             "name": "latency",
             "path": "latency",
             "query": {},
-            "orm": lambda: selectors.report_latency(),
+            "orm": lambda: selectors.report_latency(SYSTEM),
             "sql": (LATENCY_SQL.format(where=""), {}),
             "shape": lambda report: _latency_shape(report),
         },
@@ -257,7 +263,7 @@ def cases() -> list[dict[str, Any]]:
             "name": "latency priority=high since=-1y",
             "path": "latency",
             "query": {"priority": "high", "since": year_ago.isoformat()},
-            "orm": lambda: selectors.report_latency(priorities=["high"], since=year_ago),
+            "orm": lambda: selectors.report_latency(SYSTEM, priorities=["high"], since=year_ago),
             "sql": (
                 LATENCY_SQL.format(where="AND priority IN ('high') AND resolved_at >= %(since)s"),
                 {"since": year_ago},
@@ -268,7 +274,7 @@ def cases() -> list[dict[str, Any]]:
             "name": "latency label=bug",
             "path": "latency",
             "query": {"label": "bug"},
-            "orm": lambda: selectors.report_latency(labels=["bug"]),
+            "orm": lambda: selectors.report_latency(SYSTEM, labels=["bug"]),
             "sql": (LATENCY_SQL.format(where=BUG_FILTER), {}),
             "shape": lambda report: _latency_shape(report),
         },
@@ -276,7 +282,7 @@ def cases() -> list[dict[str, Any]]:
             "name": "throughput week, 2 years",
             "path": "throughput",
             "query": {"interval": "week", "since": start.isoformat(), "until": SEED_END.isoformat()},
-            "orm": lambda: selectors.report_throughput(interval="week", since=start, until=SEED_END),
+            "orm": lambda: selectors.report_throughput(SYSTEM, interval="week", since=start, until=SEED_END),
             "sql": (THROUGHPUT_SQL, {"interval": "week", "since": start, "until": SEED_END}),
             "shape": _rows_shape,
         },
@@ -284,7 +290,7 @@ def cases() -> list[dict[str, Any]]:
             "name": "throughput day, 90 days",
             "path": "throughput",
             "query": {"interval": "day", "since": quarter_ago.isoformat(), "until": SEED_END.isoformat()},
-            "orm": lambda: selectors.report_throughput(interval="day", since=quarter_ago, until=SEED_END),
+            "orm": lambda: selectors.report_throughput(SYSTEM, interval="day", since=quarter_ago, until=SEED_END),
             "sql": (THROUGHPUT_SQL, {"interval": "day", "since": quarter_ago, "until": SEED_END}),
             "shape": _rows_shape,
         },

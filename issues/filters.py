@@ -17,7 +17,6 @@ from django.db.models import Case, Count, Exists, IntegerField, OrderBy, OuterRe
 from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
-
 from rest_framework.exceptions import ValidationError
 
 from .access import access_for, resolve_project_keys

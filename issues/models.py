@@ -229,17 +229,33 @@ class Issue(models.Model):
             ),
         ]
         # The issue tally (``IssueTally``): each INSERT or DELETE statement (a COPY of 5,000 rows included) adds
-        # its row counts per project, read from its transition table, to the slots of the backend running it, in
-        # its own transaction; TRUNCATE clears the tally. ENABLE ALWAYS (migrations 0009, 0010) makes them fire
-        # also under session_replication_role = replica (bench/seed.py): pgtrigger has no option for it and creates
+        # its row counts per project, read from its transition table, to one slot per project, in its own
+        # transaction; TRUNCATE clears the tally. The slot's row stays locked until the writer commits, and an
+        # import is one long transaction: so a writer takes the first slot of the project, from its backend's
+        # own (``pg_backend_pid() % 64``) on, that no open transaction holds (a try-lock on an advisory key per
+        # (project, slot), held to the end of the transaction, as the row lock is), and waits only when all 64 are
+        # held (64 open writes in one project). ENABLE ALWAYS (migrations 0009, 0010, 0013) makes them fire also
+        # under session_replication_role = replica (bench/seed.py): pgtrigger has no option for it and creates
         # triggers as plain ENABLE, so a migration that recreates one (a changed body) must repeat that ALTER
-        # (tests/issues/test_issue_tally.py checks it). Never pgtrigger.ignore() them: the count would drift.
-        # An issue never changes project (``frozen_project_number``), so UPDATEs leave the tally alone.
+        # (tests/issues/test_issue_tally.py checks it). Never pgtrigger.ignore() them: the count would drift. An
+        # issue never changes project (``frozen_project_number``), so UPDATEs leave the tally alone.
         _tally_upsert = """
-                INSERT INTO issues_issuetally AS t (project_id, slot, issues)
-                SELECT d.project_id, pg_backend_pid() % 16, d.delta FROM d WHERE d.delta <> 0
+            LOOP
+                FETCH deltas INTO project, delta;
+                EXIT WHEN NOT FOUND;
+                chosen := pg_backend_pid() % 64;
+                FOR step IN 0..63 LOOP
+                    IF pg_try_advisory_xact_lock(hashtextextended(
+                        'issues_issuetally:' || project || ':' || ((pg_backend_pid() + step) % 64), 0)) THEN
+                        chosen := (pg_backend_pid() + step) % 64;
+                        EXIT;
+                    END IF;
+                END LOOP;
+                INSERT INTO issues_issuetally AS t (project_id, slot, issues) VALUES (project, chosen, delta)
                 ON CONFLICT (project_id, slot) DO UPDATE SET issues = t.issues + EXCLUDED.issues;
+            END LOOP;
             RETURN NULL;"""
+        _tally_declare = [("deltas", "refcursor"), ("project", "bigint"), ("delta", "bigint"), ("chosen", "int")]
         triggers = [
             pgtrigger.Trigger(
                 name="tally_insert",
@@ -247,7 +263,8 @@ class Issue(models.Model):
                 when=pgtrigger.After,
                 operation=pgtrigger.Insert,
                 referencing=pgtrigger.Referencing(new="tally_new_rows"),
-                func="WITH d AS (SELECT project_id, count(*) AS delta FROM tally_new_rows GROUP BY project_id)"
+                declare=_tally_declare,
+                func="OPEN deltas FOR SELECT project_id, count(*) FROM tally_new_rows GROUP BY project_id;"
                 + _tally_upsert,
             ),
             pgtrigger.Trigger(
@@ -256,7 +273,8 @@ class Issue(models.Model):
                 when=pgtrigger.After,
                 operation=pgtrigger.Delete,
                 referencing=pgtrigger.Referencing(old="tally_old_rows"),
-                func="WITH d AS (SELECT project_id, -count(*) AS delta FROM tally_old_rows GROUP BY project_id)"
+                declare=_tally_declare,
+                func="OPEN deltas FOR SELECT project_id, -count(*) FROM tally_old_rows GROUP BY project_id;"
                 + _tally_upsert,
             ),
             pgtrigger.Trigger(
@@ -363,9 +381,10 @@ class IssueTally(models.Model):
     that the unfiltered list's ``count`` over the projects a caller sees reads a few rows instead of running
     ``COUNT(*)`` over their issues.
 
-    Each INSERT, DELETE or TRUNCATE statement on the issue table adds its row counts per project to the slot of the
-    backend running it (``pg_backend_pid() % 16``) in the same transaction, so the sum is exact in every
-    snapshot, and concurrent writers mostly touch different rows. Nothing else writes here.
+    Each INSERT, DELETE or TRUNCATE statement on the issue table adds its row counts per project to a slot (0-63) of
+    that project that no other open transaction holds, in the same transaction, so the sum is exact in every
+    snapshot, and concurrent writers, a long import among them, never wait for each other's slot (unless 64 write
+    to one project at once). Nothing else writes here.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)

@@ -20,8 +20,9 @@ PREPARED_PAGES = 10
 
 class IssueListPaginator(Paginator):
     """Django's paginator, told by the issue list what it pages: every issue the caller sees, or those of some of
-    its projects (``unfiltered``: the count is the kept total of the caller's projects, or of ``count_projects``), in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by
-    one prepared statement). Any other page of issues is read through ``selectors.issue_page``."""
+    its projects (``unfiltered``: the count is the kept total of the caller's projects, or of ``count_projects``),
+    in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by one prepared
+    statement). Any other page of issues is read through ``selectors.issue_page``."""
 
     def __init__(
         self,

@@ -14,7 +14,7 @@ from django.db.models import Count, F, QuerySet
 from .access import Access
 from .fastpath.prepared import PreparedGet, PreparedRows
 from .fastpath.subqueries import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined, ProjectKey
-from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label, Project
+from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label, Membership, Project
 
 DETAIL_COMMENT_LIMIT = 100
 
@@ -38,7 +38,17 @@ def issue_list(access: Access) -> QuerySet[Issue]:
 
 
 def visible_projects(access: Access) -> QuerySet[Project]:
+    """The projects the caller can see, by key."""
     return scope(Project.objects.all(), access, "id").order_by("key")
+
+
+def project_members(project_id: int) -> QuerySet[Membership]:
+    """The members of a project (active users), by username, with their users."""
+    return (
+        Membership.objects.filter(project_id=project_id, user__is_active=True)
+        .select_related("user")
+        .order_by("user__username", "user_id")
+    )
 
 
 def issue_total(access: Access, project_ids: list[int] | None = None) -> int:

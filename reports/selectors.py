@@ -1,5 +1,9 @@
 """The reports: one function per report, each aggregated in the database in at most two queries.
 
+Every report counts only the issues of the projects the caller can see (``issues.selectors.scope`` over the
+caller's ``issues.access.Access``), narrowed to some of them when ``projects`` (ids the caller was found to see)
+is given: the scope is one array parameter, so a report costs the same number of queries for any caller.
+
 Time is UTC throughout. A window is half-open, ``since <= t < until``; either end may be ``None`` (unbounded).
 "Resolved" means what ``Issue.resolved_at`` says: the instant the issue last entered ``resolved``/``closed``
 from an open state. It is kept while the issue stays done (so editing a closed issue changes nothing) and
@@ -27,8 +31,10 @@ from django.db.models import (
 )
 from django.db.models.functions import Trunc
 
+from issues.access import Access
 from issues.filters import issues_with_all_labels
 from issues.models import DONE_STATUSES, Issue
+from issues.selectors import scope
 
 INTERVALS = ("day", "week", "month")
 MEDIAN, P90 = 0.5, 0.9
@@ -85,6 +91,15 @@ class GroupValue(Subquery):
         return []
 
 
+def visible_issues(access: Access, projects: Sequence[int] | None = None) -> QuerySet[Issue]:
+    """The issues of the projects the caller can see, of ``projects`` only when given (ids already checked
+    visible, as ``issues.access.resolve_project_keys`` gives them)."""
+    issues = scope(Issue.objects.all(), access)
+    if projects is not None:
+        issues = issues.filter(project_id__any=list(projects))
+    return issues
+
+
 def _with_labels(issues: QuerySet[Issue], labels: Iterable[str]) -> QuerySet[Issue]:
     """Issues carrying every one of ``labels`` (names ignore case), exactly as the issue list's ``label`` filter
     (``issues.filters.issues_with_all_labels``: one semi-join for one name, one grouped subquery for several)."""
@@ -103,7 +118,9 @@ def _in_window(issues: QuerySet[Issue], field: str, since: datetime | None, unti
 
 
 def report_top_assignees(
+    access: Access,
     *,
+    projects: Sequence[int] | None = None,
     limit: int = 10,
     statuses: Sequence[str] = (),
     labels: Sequence[str] = (),
@@ -111,8 +128,9 @@ def report_top_assignees(
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The ``limit`` users with the most assigned issues (``created_at`` in the window, any of ``statuses``,
-    all of ``labels``), most first, ties by username. Unassigned issues never count. One query."""
-    issues = Issue.objects.filter(assignee__isnull=False)
+    all of ``labels``), most first, ties by username, over the issues the caller can see (of ``projects``).
+    Unassigned issues never count. One query."""
+    issues = visible_issues(access, projects).filter(assignee__isnull=False)
     if statuses:
         issues = issues.filter(status__in=list(statuses))
     issues = _with_labels(_in_window(issues, "created_at", since, until), labels)
@@ -143,16 +161,18 @@ class LatencyReport:
 
 
 def resolved_issues(
+    access: Access,
     *,
+    projects: Sequence[int] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     assignee: int | Literal["none"] | None = None,
     labels: Sequence[str] = (),
     priorities: Sequence[str] = (),
 ) -> QuerySet[Issue]:
-    """Issues now ``resolved``/``closed`` whose ``resolved_at`` is in the window, with the other filters.
-    ``assignee`` is a user id or ``"none"`` (unassigned)."""
-    issues = Issue.objects.filter(status__in=list(DONE_STATUSES), resolved_at__isnull=False)
+    """Issues the caller can see (of ``projects``), now ``resolved``/``closed``, whose ``resolved_at`` is in the
+    window, with the other filters. ``assignee`` is a user id or ``"none"`` (unassigned)."""
+    issues = visible_issues(access, projects).filter(status__in=list(DONE_STATUSES), resolved_at__isnull=False)
     issues = _in_window(issues, "resolved_at", since, until)
     if assignee == "none":
         issues = issues.filter(assignee__isnull=True)
@@ -163,11 +183,11 @@ def resolved_issues(
     return _with_labels(issues, labels).order_by()
 
 
-def report_latency(**filters: Any) -> LatencyReport:
+def report_latency(access: Access, **filters: Any) -> LatencyReport:
     """Count, mean, median and 90th percentile of resolution times (filters as ``resolved_issues``). One query;
     the percentiles are PostgreSQL's ``percentile_cont``."""
     row = (
-        resolved_issues(**filters)
+        resolved_issues(access, **filters)
         .annotate(seconds=ResolutionSeconds())
         .aggregate(
             count=Count("*"),
@@ -238,14 +258,17 @@ def _counts_by_period(issues: QuerySet[Issue], field: str, interval: str) -> dic
     return {period.astimezone(UTC).date(): n for period, n in rows}
 
 
-def report_throughput(*, interval: str, since: datetime, until: datetime) -> list[dict[str, Any]]:
+def report_throughput(
+    access: Access, *, interval: str, since: datetime, until: datetime, projects: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
     """Issues created and issues resolved (``resolved_at``, see the module docstring) per day, week (from
-    Monday) or month in ``[since, until)``, oldest first; every period of the window is listed, idle ones
-    with zeros. Two queries, one per count."""
+    Monday) or month in ``[since, until)``, oldest first, over the issues the caller can see (of ``projects``);
+    every period of the window is listed, idle ones with zeros. Two queries, one per count."""
     if interval not in INTERVALS:
         raise ValueError(f"unknown interval {interval!r}")
-    created = _counts_by_period(_in_window(Issue.objects.all(), "created_at", since, until), "created_at", interval)
-    done = Issue.objects.filter(status__in=list(DONE_STATUSES))
+    issues = visible_issues(access, projects)
+    created = _counts_by_period(_in_window(issues, "created_at", since, until), "created_at", interval)
+    done = issues.filter(status__in=list(DONE_STATUSES))
     resolved = _counts_by_period(_in_window(done, "resolved_at", since, until), "resolved_at", interval)
     result = []
     for start in periods(interval, since, until):

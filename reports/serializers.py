@@ -8,8 +8,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from issues.access import Access, resolve_project_keys
 from issues.filters import FILTER_MAX_VALUES, label_name_key
-from issues.models import Priority, Status
+from issues.models import PROJECT_KEY_MAX, Priority, Status
 from issues.params import (
     DATE_OR_DATETIME_ERROR,
     distinct_values,
@@ -98,6 +99,18 @@ class LabelNameParamField(serializers.CharField):
         super().__init__(**kwargs)
 
 
+class ProjectKeyParamField(serializers.CharField):
+    """A project key, upper-cased (keys match ignoring case). Whether it names a project the caller can see is the
+    serializer's question (``validate_project``), asked once for all the keys; one that cannot be a key is answered
+    as the issue list's ``project`` filter answers it."""
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data).upper()
+        if len(value) > PROJECT_KEY_MAX:
+            raise serializers.ValidationError(f"Unknown project '{value[:PROJECT_KEY_MAX]}…'.")
+        return value
+
+
 @extend_schema_field({"type": "string", "pattern": "^([0-9]+|none)$"})
 class AssigneeParamField(serializers.Field):
     """A user id, or ``none`` for unassigned issues."""
@@ -117,18 +130,39 @@ class AssigneeParamField(serializers.Field):
 
 
 class ReportParamsSerializer(serializers.Serializer):
-    """Reads query parameters; an empty value (``?since=``) counts as absent, unknown parameters are ignored."""
+    """Reads query parameters; an empty value (``?since=``) counts as absent, unknown parameters are ignored.
+    ``project`` (every report's) becomes the ids of the projects it names, all visible to the caller."""
+
+    project = RepeatableField(
+        child=ProjectKeyParamField(),
+        max_values=FILTER_MAX_VALUES["project"],
+        distinct_key=str.upper,
+        help_text=(
+            "Only issues of these projects (keys, repeatable or comma list). Without it, every project the caller "
+            "can see. A key that names no project the caller can see is a 400."
+        ),
+    )
 
     @classmethod
-    def from_query(cls, query: QueryDict) -> dict[str, Any]:
+    def from_query(cls, query: QueryDict, access: Access) -> dict[str, Any]:
         data = QueryDict(mutable=True)
         for key in query:
             values = [value for value in query.getlist(key) if value.strip()]
             if values:
                 data.setlist(key, values)
-        params = cls(data=data)
+        params = cls(data=data, context={"access": access})
         params.is_valid(raise_exception=True)
         return params.validated_data
+
+    def validate_project(self, keys: list[str]) -> list[int] | None:
+        """The ids of the projects named; an unknown key and one of a project the caller cannot see get the same
+        message (``issues.access.resolve_project_keys``). None when no key is left (``?project=,``)."""
+        if not keys:
+            return None
+        try:
+            return resolve_project_keys(self.context["access"], keys)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         since, until = attrs.get("since"), attrs.get("until")

@@ -1,9 +1,12 @@
-"""Report endpoints: parse the query parameters, call one selector, serialize. Reading needs ``issues.view_issue``."""
+"""Report endpoints: parse the query parameters, call one selector, serialize. Any authenticated caller may read
+them: each report counts only the issues of the projects the caller can see (``issues.access``)."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from issues.access import access_for
 
 from . import selectors
 from .serializers import (
@@ -19,8 +22,9 @@ BAD_PARAMS = OpenApiResponse(description='A parameter is invalid: `{"<parameter>
 
 
 class ReportView(APIView):
-    """A read-only report: GET (and HEAD) need permission to view issues."""
-
+    """A read-only report (GET and HEAD). Any authenticated caller may ask (``issues.access.ProjectPermission``
+    with no ``permission_map``: authentication only), because the report is computed over the projects the caller
+    can see, where every role may read; ``project`` narrows it to some of them."""
 
 
 class TopAssigneesView(ReportView):
@@ -32,8 +36,11 @@ class TopAssigneesView(ReportView):
         responses={200: TopAssigneeSerializer(many=True), 400: BAD_PARAMS},
     )
     def get(self, request: Request) -> Response:
-        params = TopAssigneesParamsSerializer.from_query(request.query_params)
+        access = access_for(request.user)
+        params = TopAssigneesParamsSerializer.from_query(request.query_params, access)
         rows = selectors.report_top_assignees(
+            access,
+            projects=params.get("project"),
             limit=params["limit"],
             statuses=params.get("status", ()),
             labels=params.get("label", ()),
@@ -52,8 +59,11 @@ class LatencyView(ReportView):
         responses={200: LatencySerializer, 400: BAD_PARAMS},
     )
     def get(self, request: Request) -> Response:
-        params = LatencyParamsSerializer.from_query(request.query_params)
+        access = access_for(request.user)
+        params = LatencyParamsSerializer.from_query(request.query_params, access)
         report = selectors.report_latency(
+            access,
+            projects=params.get("project"),
             since=params.get("since"),
             until=params.get("until"),
             assignee=params.get("assignee"),
@@ -72,6 +82,13 @@ class ThroughputView(ReportView):
         responses={200: ThroughputPeriodSerializer(many=True), 400: BAD_PARAMS},
     )
     def get(self, request: Request) -> Response:
-        params = ThroughputParamsSerializer.from_query(request.query_params)
-        rows = selectors.report_throughput(interval=params["interval"], since=params["since"], until=params["until"])
+        access = access_for(request.user)
+        params = ThroughputParamsSerializer.from_query(request.query_params, access)
+        rows = selectors.report_throughput(
+            access,
+            projects=params.get("project"),
+            interval=params["interval"],
+            since=params["since"],
+            until=params["until"],
+        )
         return Response(ThroughputPeriodSerializer(rows, many=True).data)

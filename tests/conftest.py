@@ -33,6 +33,9 @@ def maintainer(db):
 def staff(db):
     from django.contrib.auth.models import Group
 
+    from tests.factories import ensure_role_groups
+
+    ensure_role_groups()  # a transactional test before this one flushed the group
     user = UserFactory(username="staffer", role="maintainer", is_staff=True)
     user.groups.add(Group.objects.get(name="staff"))
     return user

@@ -9,6 +9,7 @@ from django.db.models.expressions import RawSQL
 
 
 @ForeignKey.register_lookup
+@IntegerField.register_lookup  # the integer keys too (``id__any``)
 class AnyOf(Lookup):
     """``project_id__any=[1, 2, 3]``: ``project_id = ANY(%s::bigint[])``, the list sent as one array parameter.
 

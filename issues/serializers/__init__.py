@@ -14,6 +14,13 @@ from .issues import (
     LabelsReplaceInputSerializer,
 )
 from .labels import LabelInputSerializer, LabelSerializer, LabelUpdateInputSerializer
+from .projects import (
+    MembershipInputSerializer,
+    MembershipSerializer,
+    ProjectCreateInputSerializer,
+    ProjectSerializer,
+    ProjectUpdateInputSerializer,
+)
 
 __all__ = [
     "AuthTokenInputSerializer",
@@ -29,6 +36,11 @@ __all__ = [
     "LabelSerializer",
     "LabelUpdateInputSerializer",
     "LabelsReplaceInputSerializer",
+    "MembershipInputSerializer",
+    "MembershipSerializer",
+    "ProjectCreateInputSerializer",
+    "ProjectSerializer",
+    "ProjectUpdateInputSerializer",
     "TokenSerializer",
     "UserSerializer",
     "parse_bulk_status",

@@ -1,7 +1,9 @@
 """The bulk status body: ``[{"id", "status", "version"?}, ...]`` or ``{"ids": [...], "status"}``, parsed item by item
-so that every bad item is reported."""
+so that every bad item is reported. An ``id`` is an issue id or an issue key (``WEB-42``, ignoring case); the
+service looks the keys up, all at once."""
 
-from collections.abc import Mapping
+import re
+from collections.abc import Hashable, Mapping
 from typing import Any, TypeGuard
 
 from rest_framework import serializers
@@ -9,14 +11,24 @@ from rest_framework import serializers
 from ..limits import VERSION_MAX
 from ..models import MAX_ID, Status
 from ..services import BulkItem
+from ..services.bulk import duplicate_message
 
 BULK_ITEM_KEYS = frozenset({"id", "status", "version"})
 BULK_BODY_KEYS = frozenset({"ids", "status"})
 STATUS_VALUES = frozenset(Status.values)
+# A project key (2–10 characters, a letter first) and an issue number that fits a bigint, ignoring case.
+ISSUE_KEY = re.compile(r"([A-Z][A-Z0-9]{1,9})-([0-9]{1,18})", re.ASCII | re.IGNORECASE)
+ID_ERROR = "A valid integer id or issue key (such as WEB-42) is required."
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_issue_key(value: str) -> tuple[str, int] | None:
+    """``("WEB", 42)`` for ``"web-42"``; None when ``value`` is not an issue key."""
+    match = ISSUE_KEY.fullmatch(value)
+    return None if match is None else (match[1].upper(), int(match[2]))
 
 
 def _bulk_item(index: int, raw: Any) -> BulkItem:
@@ -39,16 +51,18 @@ def _bulk_item(index: int, raw: Any) -> BulkItem:
             errors={"non_field_errors": ['Expected an object {"id", "status", "version"}.']},
         )
     errors: dict[str, list[str]] = {}
-    for key in raw:
-        if key not in BULK_ITEM_KEYS:
-            errors[str(key)] = ["Unknown field."]
+    for name in raw:
+        if name not in BULK_ITEM_KEYS:
+            errors[str(name)] = ["Unknown field."]
     issue_id = raw.get("id")
+    key = parse_issue_key(issue_id) if isinstance(issue_id, str) else None
     if "id" not in raw:
         errors["id"] = ["This field is required."]
-    elif not _is_int(issue_id):
-        errors["id"] = ["A valid integer is required."]
-    elif not 1 <= issue_id <= MAX_ID:
-        errors["id"] = [f"No issue has id {issue_id}."]
+    elif key is None:  # else a key, looked up by the service
+        if not _is_int(issue_id):
+            errors["id"] = [ID_ERROR]
+        elif not 1 <= issue_id <= MAX_ID:
+            errors["id"] = [f"No issue has id {issue_id}."]
     status = raw.get("status")
     if "status" not in raw:
         errors["status"] = ["This field is required."]
@@ -58,15 +72,16 @@ def _bulk_item(index: int, raw: Any) -> BulkItem:
     if version is not None and (not _is_int(version) or not 1 <= version <= VERSION_MAX):
         errors["version"] = [f"A valid integer between 1 and {VERSION_MAX} is required."]
         version = None
-    return BulkItem(index=index, id=issue_id, status=status, version=version, errors=errors)
+    return BulkItem(index=index, id=issue_id, status=status, version=version, errors=errors, key=key)
 
 
 def parse_bulk_status(data: Any, *, max_items: int) -> list[BulkItem]:
     """The items of a bulk status body: ``[{"id", "status", "version"?}, ...]`` or ``{"ids": [...], "status"}``.
 
     Per-item problems (wrong type, bad status, duplicate id) are recorded on each item, for the service to
-    report together with unknown ids. A body of the wrong shape, empty, or longer than ``max_items`` raises
-    a ValidationError.
+    report together with unknown ids. Repeats of one form (an id twice, a key twice in any case) are found here;
+    an id and a key naming the same issue only by the service, once it has looked the keys up. A body of the
+    wrong shape, empty, or longer than ``max_items`` raises a ValidationError.
     """
     if isinstance(data, Mapping):
         unknown = {str(key): ["Unknown field."] for key in data if key not in BULK_BODY_KEYS}
@@ -90,12 +105,13 @@ def parse_bulk_status(data: Any, *, max_items: int) -> list[BulkItem]:
             code="too_many_items",
         )
     items = [_bulk_item(index, raw) for index, raw in enumerate(raw_items)]
-    first_index: dict[int, int] = {}
+    first_index: dict[Hashable, int] = {}
     for item in items:
         if "id" in item.errors:
             continue
-        if item.id in first_index:
-            item.errors["id"] = [f"Duplicate id: issue {item.id} is already item {first_index[item.id]}."]
+        named: Hashable = item.id if item.key is None else item.key
+        if named in first_index:
+            item.errors["id"] = duplicate_message(item, first_index[named])
         else:
-            first_index[item.id] = item.index
+            first_index[named] = item.index
     return items

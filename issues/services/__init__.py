@@ -16,6 +16,14 @@ from .labels import (
     label_update,
     labels_ensure,
 )
+from .projects import (
+    LastMaintainer,
+    ProjectKeyTaken,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
 
 __all__ = [
     "LABEL_DELETE_WAIT_MS",
@@ -28,6 +36,8 @@ __all__ = [
     "LabelBusy",
     "LabelNameTaken",
     "LabelsChanged",
+    "LastMaintainer",
+    "ProjectKeyTaken",
     "comment_create",
     "issue_bulk_set_status",
     "issue_create",
@@ -37,4 +47,8 @@ __all__ = [
     "label_delete",
     "label_update",
     "labels_ensure",
+    "membership_remove",
+    "membership_set",
+    "project_create",
+    "project_update",
 ]

@@ -40,8 +40,9 @@ class LabelsChanged(APIException):
 
 
 def labels_ensure(project_id: int, names: Iterable[str]) -> list[Label]:
-    """The labels of project ``project_id`` named ``names`` (matched ignoring case), creating the missing ones. Callers that link the
-    labels to issues hold LABEL_USE_LOCK (``hold_label_use_lock``), so none of them is deleted meanwhile.
+    """The labels of project ``project_id`` named ``names`` (matched ignoring case), creating the missing ones.
+    Callers that link the labels to issues hold LABEL_USE_LOCK (``hold_label_use_lock``), so none of them is deleted
+    meanwhile.
 
     Race-safe: concurrent callers creating ``Bug`` and ``bug`` end with one label, because the insert
     skips rows that hit the case-insensitive unique index, and names are inserted in a fixed order. A name

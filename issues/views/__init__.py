@@ -3,6 +3,7 @@ answer. Domain errors are answered by api.exceptions, not caught here."""
 
 from .issues import IssueViewSet
 from .labels import LabelViewSet
+from .projects import ProjectMemberViewSet, ProjectViewSet
 from .users import UserViewSet
 
-__all__ = ["IssueViewSet", "LabelViewSet", "UserViewSet"]
+__all__ = ["IssueViewSet", "LabelViewSet", "ProjectMemberViewSet", "ProjectViewSet", "UserViewSet"]

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from issues.models import EventType, Issue, IssueEvent, Source, Status
-from tests.factories import UserFactory, make_issues
+from issues.models import EventType, Issue, IssueEvent, Source, Status, Visibility
+from tests.factories import ProjectFactory, UserFactory, add_member, make_issues
 from tests.helpers import db_state, make_client, run_together
 
 URL = "/api/issues/bulk-status"
@@ -219,6 +219,196 @@ def test_bulk_query_count_does_not_grow_with_items(maintainer_client):
 
     assert len(large.captured_queries) == len(small.captured_queries)
     assert IssueEvent.objects.count() == 10 + big
+
+
+# --- projects and keys ----------------------------------------------------------------------------------
+
+
+def keys_of(ids: list[int]) -> list[str]:
+    """The keys (``MAIN-3``) of the issues ``ids``, in that order."""
+    found = dict(Issue.objects.filter(pk__in=ids).values_list("pk", "number"))
+    projects = dict(Issue.objects.filter(pk__in=ids).values_list("pk", "project__key"))
+    return [f"{projects[pk]}-{found[pk]}" for pk in ids]
+
+
+@pytest.fixture
+def web(db):
+    return ProjectFactory(key="WEB")
+
+
+@pytest.fixture
+def secret(db):
+    return ProjectFactory(key="SECRET", visibility=Visibility.PRIVATE)
+
+
+def test_bulk_across_two_maintained_projects(maintainer_client, maintainer, web):
+    add_member(maintainer, web, "maintainer")
+    main_ids, web_ids = make_issues(2), make_issues(2, project=web)
+    body = {"ids": [main_ids[0], web_ids[0], main_ids[1], web_ids[1]], "status": "resolved"}
+
+    response = maintainer_client.post(URL, body, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["updated"] == 4
+    assert set(Issue.objects.values_list("status", flat=True)) == {"resolved"}
+
+
+@pytest.mark.parametrize("role", ["viewer", "member"])
+def test_bulk_over_a_project_the_caller_does_not_maintain_is_an_item_error_and_changes_nothing(
+    maintainer_client, maintainer, web, role
+):
+    add_member(maintainer, web, role)
+    main_ids, web_ids = make_issues(2), make_issues(2, project=web)
+    body = [{"id": pk, "status": "closed"} for pk in (main_ids[0], web_ids[0], main_ids[1], web_ids[1])]
+    before = db_state()
+
+    response = maintainer_client.post(URL, body, format="json")
+
+    assert response.status_code == 400, response.content
+    message = ["You need the maintainer role in project WEB to change this issue in bulk."]
+    assert response.json()["errors"] == [
+        {"index": 1, "id": web_ids[0], "errors": {"id": message}},
+        {"index": 3, "id": web_ids[1], "errors": {"id": message}},
+    ]
+    assert db_state() == before
+
+
+def test_bulk_an_invisible_issue_is_answered_exactly_as_an_unknown_id(maintainer_client, secret):
+    visible = make_issues(1)
+    (hidden,) = make_issues(1, project=secret)
+    (hidden_key,) = keys_of([hidden])
+    bodies = [
+        [{"id": visible[0], "status": "closed"}, {"id": hidden, "status": "closed"}],
+        {"ids": [hidden_key.lower(), visible[0]], "status": "open"},
+        [{"id": hidden, "status": "closed", "version": 7}],  # a stale version would be a 409 if it were seen
+    ]
+    before = db_state()
+    invisible = [maintainer_client.post(URL, body, format="json") for body in bodies]
+    assert db_state() == before
+    assert Issue.objects.get(pk=hidden).status == Status.OPEN
+
+    Issue.objects.filter(pk=hidden).delete()  # now the same id and key name no issue at all
+    unknown = [maintainer_client.post(URL, body, format="json") for body in bodies]
+
+    for seen, missing in zip(invisible, unknown, strict=True):
+        assert seen.status_code == missing.status_code == 400
+        assert seen.json() == missing.json()
+    assert invisible[0].json()["errors"] == [
+        {"index": 1, "id": hidden, "errors": {"id": [f"No issue has id {hidden}."]}}
+    ]
+    assert invisible[1].json()["errors"] == [
+        {"index": 0, "id": hidden_key.lower(), "errors": {"id": [f"No issue has key {hidden_key}."]}}
+    ]
+
+
+def test_bulk_staff_change_issues_of_every_project(staff_client, secret):
+    ids = make_issues(1) + make_issues(1, project=secret)
+    response = staff_client.post(URL, [{"id": key, "status": "closed"} for key in keys_of(ids)], format="json")
+    assert response.status_code == 200, response.content
+    assert [row["id"] for row in response.json()["results"]] == ids
+    assert set(Issue.objects.values_list("status", flat=True)) == {"closed"}
+
+
+def test_bulk_ids_may_be_keys_in_any_case(maintainer_client, maintainer, web):
+    add_member(maintainer, web, "maintainer")
+    ids = make_issues(2) + make_issues(1, project=web)
+    keys = keys_of(ids)
+    body = [
+        {"id": keys[0].lower(), "status": "closed"},
+        {"id": ids[1], "status": "in_progress", "version": 1},
+        {"id": keys[2], "status": "resolved", "version": 1},
+    ]
+
+    response = maintainer_client.post(URL, body, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["results"] == [
+        {"id": ids[0], "status": "closed", "version": 2},
+        {"id": ids[1], "status": "in_progress", "version": 2},
+        {"id": ids[2], "status": "resolved", "version": 2},
+    ]
+    statuses = dict(Issue.objects.values_list("pk", "status"))
+    assert [statuses[pk] for pk in ids] == ["closed", "in_progress", "resolved"]
+    response = maintainer_client.post(URL, {"ids": [keys[0], ids[1]], "status": "open"}, format="json")
+    assert response.status_code == 200 and response.json()["updated"] == 2
+
+
+def test_bulk_a_stale_version_of_an_item_named_by_key_is_a_409_by_id(maintainer_client):
+    (pk,) = make_issues(1)
+    Issue.objects.filter(pk=pk).update(version=4)
+    response = maintainer_client.post(URL, [{"id": keys_of([pk])[0], "status": "closed", "version": 2}], format="json")
+    assert response.status_code == 409
+    assert response.json()["conflicts"] == [{"id": pk, "expected": 2, "current": 4}]
+
+
+def test_bulk_duplicates_are_found_across_ids_and_keys(maintainer_client):
+    ids = make_issues(2)
+    keys = keys_of(ids)
+    body = [
+        {"id": ids[0], "status": "closed"},
+        {"id": keys[1], "status": "closed"},
+        {"id": keys[0], "status": "closed"},  # the issue of item 0, by key
+        {"id": keys[1].lower(), "status": "closed"},  # item 1's key again, in another case
+        {"id": ids[1], "status": "closed"},  # the issue of item 1, by id
+    ]
+    before = db_state()
+
+    response = maintainer_client.post(URL, body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"index": 2, "id": keys[0], "errors": {"id": [f"Duplicate id: issue {keys[0]} is already item 0."]}},
+        {"index": 3, "id": keys[1].lower(), "errors": {"id": [f"Duplicate id: issue {keys[1]} is already item 1."]}},
+        {"index": 4, "id": ids[1], "errors": {"id": [f"Duplicate id: issue {ids[1]} is already item 1."]}},
+    ]
+    assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "bad_id", ["1", "MAIN-", "-1", "M-1", "MAIN-1x", "ÄB-1", "MAIN-1234567890123456789", "", None, 1.5]
+)
+def test_bulk_a_string_that_is_not_a_key_is_an_item_error(maintainer_client, bad_id):
+    ids = make_issues(1)
+    response = maintainer_client.post(
+        URL, [{"id": ids[0], "status": "closed"}, {"id": bad_id, "status": "closed"}], format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"index": 1, "id": bad_id, "errors": {"id": ["A valid integer id or issue key (such as WEB-42) is required."]}}
+    ]
+    assert Issue.objects.get().status == Status.OPEN
+
+
+def test_bulk_an_unknown_key_is_an_item_error(maintainer_client):
+    ids = make_issues(1)
+    body = [
+        {"id": ids[0], "status": "closed"},
+        {"id": "MAIN-999999", "status": "closed"},
+        {"id": "NOPE-1", "status": "closed"},
+    ]
+    response = maintainer_client.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert [error["errors"] for error in response.json()["errors"]] == [
+        {"id": ["No issue has key MAIN-999999."]},
+        {"id": ["No issue has key NOPE-1."]},
+    ]
+
+
+def test_bulk_query_count_with_keys_does_not_grow_with_items(maintainer_client, maintainer, web):
+    add_member(maintainer, web, "maintainer")
+    small_keys = keys_of(make_issues(5) + make_issues(5, project=web))
+    big_keys = keys_of(make_issues(300) + make_issues(300, project=web))
+    maintainer_client.get("/api/issues?page_size=1")
+
+    with CaptureQueriesContext(connection) as small:
+        response = maintainer_client.post(URL, {"ids": small_keys, "status": "closed"}, format="json")
+        assert response.status_code == 200
+    with CaptureQueriesContext(connection) as large:
+        response = maintainer_client.post(URL, {"ids": big_keys, "status": "closed"}, format="json")
+        assert response.status_code == 200
+        assert response.json()["updated"] == 600
+
+    assert len(large.captured_queries) == len(small.captured_queries)
 
 
 # --- real concurrency -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import requests
 
 from issues import services
 from issues.models import EventType, Issue, IssueEvent, Label
-from tests.factories import UserFactory
+from tests.factories import UserFactory, default_project
 from tests.helpers import auth_header, run_together
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -96,7 +96,8 @@ def test_deleting_a_label_while_others_add_it(live_server):
                 # 400 only when an adder created "hot" between the listing and this POST (the name is taken).
                 tally.record("POST labels", created, {201, 400})
                 if created.status_code == 400:
-                    assert created.json() == {"name": ["A label with this name already exists."]}, created.text
+                    taken = {"name": ["A label with this name already exists in this project."]}
+                    assert created.json() == taken, created.text
                     continue
                 if created.status_code != 201:
                     continue
@@ -183,7 +184,7 @@ def test_a_deletion_that_waits_for_a_long_label_user_answers_503_within_its_boun
     adder = UserFactory(username="adder", role="member")
     deleter_session = session_with(auth_header(deleter))
     adder_session = session_with(auth_header(adder))
-    label = Label.objects.create(name="hot")
+    label = Label.objects.create(project=default_project(), name="hot")
     created = adder_session.post(f"{live_server.url}/api/issues", json={"title": "t", "labels": ["hot"]}, timeout=30)
     assert created.status_code == 201, created.text
     issue_url = f"{live_server.url}/api/issues/{created.json()['id']}"

@@ -23,7 +23,7 @@ import pytest
 
 from issues import services
 from issues.models import Issue
-from tests.factories import UserFactory
+from tests.factories import UserFactory, default_project
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -38,6 +38,8 @@ def frozen(moment: datetime):
 
 
 def create(at: datetime, **fields) -> Issue:
+    """An issue created by the service at ``at``, in the default project unless ``project`` is given."""
+    fields.setdefault("project", default_project())
     with frozen(at):
         return services.issue_create(actor=None, **fields)
 

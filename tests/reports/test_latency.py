@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 
+from issues.access import SYSTEM
 from reports import selectors
 from tests.factories import UserFactory
 from tests.reports.conftest import DAY, HOUR, T0, create, frozen, update
@@ -43,7 +44,7 @@ def test_scenario_gives_exact_count_mean_median_p90(scenario, viewer_client):
 
 
 def test_selector_gives_exact_figures(scenario):
-    report = selectors.report_latency()
+    report = selectors.report_latency(SYSTEM)
     assert report == selectors.LatencyReport(6, 206700.0, 5400.0, 612000.0)
 
 
@@ -102,13 +103,13 @@ def test_empty_database_gives_nulls(db, viewer_client):
 def test_single_issue_and_subsecond_precision(db):
     issue = create(T0, title="x")
     update(issue, T0 + timedelta(seconds=90, microseconds=250_001), status="closed")
-    assert selectors.report_latency() == selectors.LatencyReport(1, 90.250001, 90.250001, 90.250001)
+    assert selectors.report_latency(SYSTEM) == selectors.LatencyReport(1, 90.250001, 90.250001, 90.250001)
 
 
 def test_editing_a_closed_issue_through_the_api_keeps_its_resolution_time(db, member_client):
     issue = create(T0, title="x")
     update(issue, T0 + 2 * HOUR, status="closed")
-    before = selectors.report_latency()
+    before = selectors.report_latency(SYSTEM)
     assert before.resolved_count == 1
     assert before.average_seconds == 7200
     with frozen(T0 + 30 * DAY):
@@ -120,31 +121,31 @@ def test_editing_a_closed_issue_through_the_api_keeps_its_resolution_time(db, me
     assert response.status_code == 200, response.content
     assert response.json()["updated_at"].startswith("2026-04-01")
     assert response.json()["resolved_at"].startswith("2026-03-02T02:00:00")
-    assert selectors.report_latency() == before
+    assert selectors.report_latency(SYSTEM) == before
 
 
 def test_reopening_removes_the_issue_until_it_is_resolved_again(db, member_client):
     issue = create(T0, title="x")
     update(issue, T0 + HOUR, status="resolved")
-    assert selectors.report_latency() == selectors.LatencyReport(1, 3600.0, 3600.0, 3600.0)
+    assert selectors.report_latency(SYSTEM) == selectors.LatencyReport(1, 3600.0, 3600.0, 3600.0)
     with frozen(T0 + DAY):
         response = member_client.patch(f"/api/issues/{issue.pk}", {"status": "open", "version": 2}, format="json")
     assert response.status_code == 200, response.content
-    assert selectors.report_latency() == selectors.LatencyReport(0, None, None, None)
+    assert selectors.report_latency(SYSTEM) == selectors.LatencyReport(0, None, None, None)
     with frozen(T0 + 3 * DAY):
         response = member_client.patch(f"/api/issues/{issue.pk}", {"status": "closed", "version": 3}, format="json")
     assert response.status_code == 200, response.content
-    assert selectors.report_latency() == selectors.LatencyReport(1, 259200.0, 259200.0, 259200.0)
+    assert selectors.report_latency(SYSTEM) == selectors.LatencyReport(1, 259200.0, 259200.0, 259200.0)
 
 
 def test_cost_is_one_query_whatever_the_number_of_issues(scenario, django_assert_num_queries):
     with django_assert_num_queries(1):
-        small = selectors.report_latency(labels=["bug"], priorities=["high"])
+        small = selectors.report_latency(SYSTEM, labels=["bug"], priorities=["high"])
     assert small.resolved_count == 2
     bob = UserFactory(username="dave")
     for n in range(25):
         issue = create(T0 + n * HOUR, title=f"more {n}", assignee=bob)
         update(issue, T0 + n * HOUR + timedelta(minutes=n + 1), status="closed")
     with django_assert_num_queries(1):
-        report = selectors.report_latency()
+        report = selectors.report_latency(SYSTEM)
     assert report.resolved_count == 31

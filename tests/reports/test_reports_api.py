@@ -18,13 +18,15 @@ def test_answers_with_and_without_trailing_slash(viewer_client, report, slash):
 
 
 @pytest.mark.parametrize("report", REPORTS)
-def test_anonymous_is_401_and_a_user_without_a_role_is_403(db, anon_client, report):
+def test_anonymous_is_401_and_any_authenticated_user_may_read(db, anon_client, report):
+    """A report counts what the caller can see, so any authenticated caller may ask: one without a membership
+    still sees the internal default project (tests/reports/test_report_projects.py checks what is counted)."""
     response = anon_client.get(f"/api/reports/{report}")
     assert response.status_code == 401
     assert "WWW-Authenticate" in response
     nobody = make_client(UserFactory(username="nobody"))
-    assert nobody.get(f"/api/reports/{report}").status_code == 403
-    assert nobody.head(f"/api/reports/{report}").status_code == 403
+    assert nobody.get(f"/api/reports/{report}").status_code == 200
+    assert nobody.head(f"/api/reports/{report}").status_code == 200
 
 
 @pytest.mark.parametrize("report", REPORTS)
@@ -77,6 +79,12 @@ def test_writes_are_405(member_client, report):
         ("throughput", {"since": "0001-01-01", "interval": "day"}, "since"),  # more than 1,000 periods
         ("throughput", {"since": "2100-01-01"}, "until"),  # after the default `until` (now)
         ("throughput", {"until": "nope"}, "until"),
+        ("top-assignees", {"project": "NOPE"}, "project"),
+        ("latency", {"project": "MAIN,NOPE"}, "project"),
+        ("throughput", {"project": ["MAIN", "nope"]}, "project"),
+        ("latency", {"project": "X" * 11}, "project"),
+        ("top-assignees", {"project": "MAIN\x00"}, "project"),
+        ("throughput", {"project": [f"P{n}" for n in range(101)]}, "project"),  # more than 100 distinct keys
     ],
 )
 def test_invalid_parameters_are_400_naming_the_parameter(viewer_client, report, params, name):
@@ -129,7 +137,7 @@ def test_wide_windows_within_limits_are_fine(viewer_client):
 def test_reports_are_in_the_openapi_schema_with_their_shapes(db, anon_client):
     schema, paths = openapi(anon_client)
     latency = paths["/api/reports/latency"]["get"]
-    assert {p["name"] for p in latency["parameters"]} >= {"since", "until", "assignee", "label", "priority"}
+    assert {p["name"] for p in latency["parameters"]} >= {"project", "since", "until", "assignee", "label", "priority"}
     ref = latency["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     fields = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"]
     assert set(fields) == {
@@ -140,8 +148,8 @@ def test_reports_are_in_the_openapi_schema_with_their_shapes(db, anon_client):
         "average_resolution_time",
     }
     top = paths["/api/reports/top-assignees"]["get"]
-    assert {p["name"] for p in top["parameters"]} == {"limit", "status", "label", "since", "until"}
+    assert {p["name"] for p in top["parameters"]} == {"project", "limit", "status", "label", "since", "until"}
     assert top["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
     throughput = paths["/api/reports/throughput"]["get"]
-    assert {p["name"] for p in throughput["parameters"]} == {"interval", "since", "until"}
+    assert {p["name"] for p in throughput["parameters"]} == {"project", "interval", "since", "until"}
     assert "400" in throughput["responses"]

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from issues.access import SYSTEM
 from reports import selectors
 from tests.factories import IssueFactory
 from tests.reports.conftest import DAY, HOUR, T0, frozen
@@ -88,10 +89,10 @@ def test_periods_are_utc(db, viewer_client):
 def test_cost_is_two_queries_whatever_the_number_of_issues(scenario, django_assert_num_queries):
     since, until = T0, T0 + 21 * DAY
     with django_assert_num_queries(2):
-        before = selectors.report_throughput(interval="day", since=since, until=until)
+        before = selectors.report_throughput(SYSTEM, interval="day", since=since, until=until)
     IssueFactory.create_batch(30, created_at=T0 + 5 * DAY)
     with django_assert_num_queries(2):
-        after = selectors.report_throughput(interval="day", since=since, until=until)
+        after = selectors.report_throughput(SYSTEM, interval="day", since=since, until=until)
     assert len(before) == len(after) == 21
     assert after[5]["created"] == before[5]["created"] + 30
 

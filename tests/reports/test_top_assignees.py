@@ -2,6 +2,7 @@
 
 import pytest
 
+from issues.access import SYSTEM
 from reports import selectors
 from tests.factories import UserFactory
 from tests.reports.conftest import DAY, T0, create
@@ -63,10 +64,12 @@ def test_default_limit_is_ten_and_ties_are_alphabetical(db, viewer_client):
 
 def test_cost_is_one_query_whatever_the_number_of_issues(scenario, people, django_assert_num_queries):
     with django_assert_num_queries(1):
-        rows = selectors.report_top_assignees(statuses=["closed"], labels=["bug"], since=T0, until=T0 + 30 * DAY)
+        rows = selectors.report_top_assignees(
+            SYSTEM, statuses=["closed"], labels=["bug"], since=T0, until=T0 + 30 * DAY
+        )
     assert [(row["username"], row["issue_count"]) for row in rows] == [("bob", 1)]
     for n in range(25):
         create(T0, title=f"more {n}", assignee=people["carol"] if n % 2 else people["alice"])
     with django_assert_num_queries(1):
-        rows = selectors.report_top_assignees(limit=2)
+        rows = selectors.report_top_assignees(SYSTEM, limit=2)
     assert [(row["username"], row["issue_count"]) for row in rows] == [("alice", 15), ("carol", 14)]
