@@ -317,7 +317,9 @@ def import_vs_floor(
         user_ids: dict[str, int] = dict(
             admin.execute("SELECT username, id FROM auth_user WHERE username = ANY(%s)", [[*ASSIGNEES, ACTOR]])
         )
-        (project_id,) = admin.execute("SELECT id FROM issues_project WHERE key = %s", [PROJECT_KEY]).fetchone()
+        row = admin.execute("SELECT id FROM issues_project WHERE key = %s", [PROJECT_KEY]).fetchone()
+        assert row is not None, f"no project {PROJECT_KEY}"
+        (project_id,) = row
         label_ids: dict[str, int] = dict(
             admin.execute("SELECT lower(name), id FROM issues_label WHERE project_id = %s", [project_id])
         )

@@ -153,7 +153,7 @@ def access_for(user: Any) -> Access:
     elif hasattr(user, "access_memberships"):  # read by the token's statement
         access = _from_rows(user, user.access_memberships, user.access_internal)
     else:
-        projects = {pk: (key, Role.VIEWER) for pk, key in internal_projects()}
+        projects: dict[int, tuple[str, str]] = {pk: (key, Role.VIEWER.value) for pk, key in internal_projects()}
         rows = Membership.objects.filter(user_id=user.pk).values_list("project_id", "project__key", "role")
         projects.update({pk: (key, role) for pk, key, role in rows})
         access = Access(user_id=user.pk, projects=projects)

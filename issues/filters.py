@@ -228,7 +228,8 @@ class ProjectsFilter(filters.Filter):
     def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
         if not value:
             return qs
-        return qs.filter(project_id__any=project_ids_param(self.parent.request, value))
+        request = self.parent.request  # type: ignore[attr-defined]  # set by the FilterSet that binds the filter
+        return qs.filter(project_id__any=project_ids_param(request, value))
 
 
 def project_ids_param(request: Any, keys: list[str]) -> list[int]:

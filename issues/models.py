@@ -302,12 +302,9 @@ class Issue(models.Model):
 
     @property
     def project_key(self) -> str:
-        """The project's key: the ``project_key`` annotation of ``selectors`` when present, else the project's."""
-        return self.__dict__.get("project_key") or self.project.key
-
-    @project_key.setter
-    def project_key(self, value: str) -> None:
-        self.__dict__["project_key"] = value
+        """The project's key: the ``project_key_value`` annotation (``fastpath.subqueries.ProjectKey``, read by the
+        selectors and services) when present, else the project's."""
+        return self.__dict__.get("project_key_value") or self.project.key
 
     @property
     def key(self) -> str:

@@ -21,7 +21,7 @@ DETAIL_COMMENT_LIMIT = 100
 
 def _issues_annotated() -> QuerySet[Issue]:
     return Issue.objects.annotate(
-        project_key=ProjectKey(), label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)
+        project_key_value=ProjectKey(), label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR)
     ).order_by("-created_at", "-id")
 
 

@@ -96,7 +96,7 @@ def _marker_positions(params: Sequence[Any], markers: Sequence[int]) -> list[tup
     """Where each marker went in the compiled parameters: ``(parameter index, value index, as an array)``. A marker
     given as a one-element list (``[marker]``, for ``__any``) is an array parameter. Each must occur (once or more:
     the list's scope and its count use the same projects)."""
-    positions = []
+    positions: list[tuple[int, int, bool]] = []
     for value_at, marker in enumerate(markers):
         found = [(i, False) for i, p in enumerate(params) if p == marker]
         found += [(i, True) for i, p in enumerate(params) if p == [marker]]

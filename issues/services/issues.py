@@ -86,8 +86,9 @@ def issue_update(
     if "labels" in changes:
         hold_label_use_lock()
     visible = None if access is None else access.visible_ids
+    issue: Issue
     if expected_version is None:
-        locked = Issue.objects.select_for_update(of=("self",)).annotate(project_key=ProjectKey())
+        locked = Issue.objects.select_for_update(of=("self",)).annotate(project_key_value=ProjectKey())
         if visible is not None:
             locked = locked.filter(project_id__any=visible)
         issue = locked.get(pk=issue_id)
@@ -166,7 +167,7 @@ def _issue_locked_with_labels(issue_id: int, visible: list[int] | None) -> Issue
 def _locked(issue_id: int) -> Any:
     return (
         Issue.objects.select_for_update()
-        .annotate(project_key=ProjectKey(), label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR))
+        .annotate(project_key_value=ProjectKey(), label_names_joined=LabelNamesJoined(separator=LABEL_SEPARATOR))
         .filter(pk=issue_id)
     )
 
