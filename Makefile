@@ -49,13 +49,13 @@ run: install
 	@set -e; $(use_devdb); \
 	echo "$(PY) manage.py migrate --noinput"; \
 	$(PY) manage.py migrate --noinput; \
-	echo "Demo admin: $(DEMO_USER) / $(DEMO_PASSWORD) (maintainer + staff). Its API token is on the next line:"; \
+	echo "Demo admin: $(DEMO_USER) / $(DEMO_PASSWORD) (staff: a maintainer in every project). Its API token is on the next line:"; \
 	$(PY) manage.py create_api_user $(DEMO_USER) --role maintainer --staff --password $(DEMO_PASSWORD) | tail -n 1; \
 	echo "Try: curl -H 'Authorization: Token <token>' http://$(HOST):$(PORT)/api/issues"; \
 	echo "$(PY) manage.py runserver $(HOST):$(PORT)"; \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# Add demo data (1,000 issues, 20 users; e.g. DEMO_ARGS="--issues 5000 --reset") to the database `make run` serves.
+# Add demo data (1,000 issues, 20 users, 5 projects; e.g. DEMO_ARGS="--issues 5000 --reset") to the database `make run` serves.
 demo: install
 	@set -e; $(use_devdb); \
 	$(PY) manage.py migrate --noinput; \
