@@ -3,7 +3,7 @@
 - ``/bench/floor/bytes``: a bare Django view returning fixed bytes (the cost of the stack itself).
 - ``/bench/floor/one-row?id=N``: one query (one issue by primary key, ``values()``) and a JsonResponse.
 - ``/bench/floor/list``: a hand-written list: the same count as the product's list (``selectors.issue_total``:
-  the unfiltered list reads the tally the triggers keep) plus one ``values()`` query for the
+  the unfiltered list reads the tally the triggers keep per project) plus one ``values()`` query for the
   first page (newest first), in the product's list shape, as a JsonResponse.
 - ``/bench/floor/list-count-star``: the same with ``COUNT(*)`` over the table: not a floor the product is
   judged against, but it shows what counting the rows on each request would cost at each table size.
@@ -11,7 +11,9 @@
   pagination.
 
 The floors have no authentication, permissions, serializers or prefetching: they are the least work
-that can answer the same question, so "product / floor" is the price of everything the product adds.
+that can answer the same question, so "product / floor" is the price of everything the product adds. The lists
+answer the question of a caller who sees some projects only when given their ids, ``?projects=1,2,3`` (what the
+product reads from the caller's memberships); without it, every issue, as for staff.
 """
 
 from django.db.models import QuerySet
@@ -19,10 +21,13 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 
 from issues import selectors
+from issues.access import SYSTEM
 from issues.models import Issue
 
 FIELDS = (
     "id",
+    "project_id",
+    "number",
     "title",
     "description",
     "status",
@@ -53,13 +58,26 @@ def floor_one_row(request: HttpRequest) -> JsonResponse:
     return JsonResponse(row)
 
 
-def floor_list(request: HttpRequest) -> JsonResponse:
+def _scope(request: HttpRequest) -> tuple[QuerySet, list[int] | None]:
+    """The issues the floor lists, newest first, and the projects they are in: those ``?projects=`` names (ids), or
+    None for all of them."""
     issues = Issue.objects.order_by("-created_at", "-id")
-    return _list_page(request, issues, selectors.issue_total(), "/bench/floor/list")
+    if "projects" not in request.GET:
+        return issues, None
+    try:
+        ids = sorted({int(pk) for pk in request.GET["projects"].split(",")})
+    except ValueError as exc:
+        raise Http404 from exc
+    return issues.filter(project_id__in=ids), ids
+
+
+def floor_list(request: HttpRequest) -> JsonResponse:
+    issues, projects = _scope(request)
+    return _list_page(request, issues, selectors.issue_total(SYSTEM, projects), "/bench/floor/list")
 
 
 def floor_list_count_star(request: HttpRequest) -> JsonResponse:
-    issues = Issue.objects.order_by("-created_at", "-id")
+    issues, _ = _scope(request)
     return _list_page(request, issues, issues.count(), "/bench/floor/list-count-star")
 
 
@@ -70,7 +88,8 @@ def _list_page(request: HttpRequest, issues: QuerySet, count: int, path: str) ->
 
 
 def floor_list_nocount(request: HttpRequest) -> JsonResponse:
-    rows = list(Issue.objects.order_by("-created_at", "-id").values(*FIELDS)[: PAGE_SIZE + 1])
+    issues, _ = _scope(request)
+    rows = list(issues.values(*FIELDS)[: PAGE_SIZE + 1])
     nxt = request.build_absolute_uri("/bench/floor/list-nocount?page=2") if len(rows) > PAGE_SIZE else None
     return JsonResponse({"count": None, "next": nxt, "previous": None, "results": rows[:PAGE_SIZE]})
 

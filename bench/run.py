@@ -11,6 +11,10 @@ The endpoints with ratio targets (``PAIRED``) then run ``--rounds`` more times, 
 floor, and their ratio is the median of those paired ratios.
 Import, bulk and export are single large requests, timed from Python with ``requests``.
 
+With ``--projects P`` (default 1: every issue in the default project, as before projects) the issues are spread
+over P projects, in ``bench_<size>_p<P>``, and every request is made by a maintainer of ``--member-of`` of them
+(default 5: the issue's "member of 5 of 20 projects"); the list floors then list the same projects' issues.
+
 Output (``--out``, default bench/results for full runs and bench/results/quick for quick runs):
 results.json (raw figures), results.md (table with ratios to the floors, and the targets), latency.png.
 """
@@ -42,6 +46,7 @@ PG_BASE = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
 USERS = {"10k": 200, "100k": 500, "1m": 2000}
 TARGET_LIST_RPS = 5 * 47  # the issue: at least 5x the 47 req/s of the common implementations
+BENCH_USER = "bench_maintainer"  # every API request carries its token
 
 # name -> (kind, path, floor, mode). kind "floor" rows are the references.
 FLOOR_OF = {"list": "floor_list", "one": "floor_one_row"}
@@ -208,6 +213,27 @@ def sample_ids(db: str, n: int, where: str = "TRUE") -> str:
     return ",".join(f"{i}:{v}" for i, v in rows)
 
 
+def bench_user(db: str, projects: int, member_of: int) -> tuple[str, list[int] | None]:
+    """The token of the user every request is made by, and the ids of the projects it sees (None: every project).
+
+    One project: a maintainer of the default project (which every issue is in), as before projects. Several: a
+    maintainer of the first ``member_of`` of them in creation order (the default one, internal, and private ones:
+    bench.seed makes the others private), so it sees exactly those; maintainer, so that bulk and import run too."""
+    if projects == 1:
+        return manage(db, "create_api_user", BENCH_USER, "--role", "maintainer").strip().splitlines()[-1], None
+    rows = query(db, "SELECT id, key FROM issues_project ORDER BY id LIMIT %s", [member_of])
+    token = ""
+    for _, key in rows:
+        out = manage(db, "create_api_user", BENCH_USER, "--role", "maintainer", "--project", key)
+        token = out.strip().splitlines()[-1]
+    return token, [pk for pk, _ in rows]
+
+
+def in_projects(visible: list[int] | None, column: str = "project_id") -> str:
+    """A SQL condition: the row's project is one of ``visible`` (ids), or TRUE for every project."""
+    return "TRUE" if visible is None else f"{column} IN ({', '.join(str(int(pk)) for pk in visible)})"
+
+
 def start_py_spy(server: "Server", args: argparse.Namespace, label: str, name: str) -> tuple | None:
     """py-spy on both gunicorn workers, for an endpoint named in ``--profile`` (a run of its own)."""
     if not args.profile or name not in args.profile:
@@ -280,38 +306,56 @@ def check_path(base: str, path: str, token: str, method: str = "GET") -> int:
 
 def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     n = SIZES[label]
-    db = f"bench_{label}"
-    result: dict[str, Any] = {"issues": n, "users": USERS[label], "database": db, "endpoints": {}, "notes": []}
-    if args.reuse and query_count_ok(db, n):
-        log(f"{label}: reusing {db} ({n} issues)")
+    db = f"bench_{label}" if args.projects == 1 else f"bench_{label}_p{args.projects}"
+    result: dict[str, Any] = {
+        "issues": n,
+        "users": USERS[label],
+        "projects": args.projects,
+        "database": db,
+        "endpoints": {},
+        "notes": [],
+    }
+    if args.reuse and query_count_ok(db, n, args.projects):
+        log(f"{label}: reusing {db} ({n} issues in {args.projects} projects)")
         result["seed_seconds"] = None
     else:
-        log(f"{label}: creating {db}, migrating, seeding {n} issues")
+        log(f"{label}: creating {db}, migrating, seeding {n} issues in {args.projects} projects")
         recreate_db(db)
         manage(db, "migrate", "--noinput", "-v0")
         started = time.monotonic()
-        seed_out = python(db, "-m", "bench.seed", "--issues", str(n), "--users", str(USERS[label]), "--jobs", "3")
+        seed_out = python(
+            db, "-m", "bench.seed", "--issues", str(n), "--users", str(USERS[label]),
+            "--projects", str(args.projects), "--jobs", "3",
+        )  # fmt: skip
         result["seed_seconds"] = round(time.monotonic() - started, 1)
         result["seed_output"] = seed_out.strip()
         log(f"{label}: {seed_out.strip()} (command wall time {result['seed_seconds']}s)")
-    token = manage(db, "create_api_user", "bench_maintainer", "--role", "maintainer").strip().splitlines()[-1]
+    token, visible = bench_user(db, args.projects, args.member_of)
+    seen = in_projects(visible)
+    if visible is not None:
+        result["caller_projects"] = len(visible)
+        result["caller_issues"] = query(db, f"SELECT count(*) FROM issues_issue WHERE {seen}")[0][0]
+        log(f"{label}: {BENCH_USER} is a maintainer of {len(visible)} projects, {result['caller_issues']} issues")
     top_assignee = query(
         db,
-        "SELECT assignee_id FROM issues_issue WHERE assignee_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+        f"SELECT assignee_id FROM issues_issue WHERE assignee_id IS NOT NULL AND {seen} "
+        "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
     )[0][0]
-    read_ids = sample_ids(db, 2000)
-    patch_sample = sample_ids(db, 4000).split(",")
+    read_ids = sample_ids(db, 2000, seen)
+    patch_sample = sample_ids(db, 4000, seen).split(",")
     patch_ids, patch_warm_ids = ",".join(patch_sample[:2000]), ",".join(patch_sample[2000:])
-    comment_ids = sample_ids(db, 2000)
+    comment_ids = sample_ids(db, 2000, seen)
     result["top_assignee"] = top_assignee
+    # The list floors list what the caller sees: the same projects (none named: every issue).
+    scoped = "" if visible is None else "?projects=" + ",".join(map(str, visible))
 
     wrk_cases: list[tuple[str, str, str, str, str | None]] = [
         # name, path, mode, ids, floor
         ("floor_bytes", "/bench/floor/bytes", "get", "", None),
         ("floor_one_row", "/bench/floor/one-row?id={id}", "get", read_ids, None),
-        ("floor_list", "/bench/floor/list", "get", "", None),
-        ("floor_list_count_star", "/bench/floor/list-count-star", "get", "", None),
-        ("floor_list_nocount", "/bench/floor/list-nocount", "get", "", None),
+        ("floor_list", f"/bench/floor/list{scoped}", "get", "", None),
+        ("floor_list_count_star", f"/bench/floor/list-count-star{scoped}", "get", "", None),
+        ("floor_list_nocount", f"/bench/floor/list-nocount{scoped}", "get", "", None),
         ("list_first_page", "/api/issues", "get", "", "floor_list"),
         ("list_status", "/api/issues?status=open", "get", "", "floor_list"),
         ("list_assignee", f"/api/issues?assignee={top_assignee}", "get", "", "floor_list"),
@@ -387,27 +431,32 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str) -> dict[str, An
                 f"p99 {figures['p99_ms']:7.1f} ms  non-2xx {figures['non_2xx_3xx']}  errors {figures['socket_errors']}"
             )
         if not args.only or "bulk" in args.only:
-            result["bulk"] = measure_bulk(server.base, token, db, result["notes"])
+            result["bulk"] = measure_bulk(server.base, token, db, result["notes"], seen)
         if not args.only or "export" in args.only:
-            result["export"] = measure_export(server.base, token, db, n, result["notes"])
+            result["export"] = measure_export(server.base, token, db, result["notes"], seen)
         if not args.only or "import" in args.only:
             result["import"] = measure_import(server.base, token, db, args.import_rows, result["notes"])
     return result
 
 
-def query_count_ok(db: str, n: int) -> bool:
+def query_count_ok(db: str, n: int, projects: int) -> bool:
     try:
-        return query(db, "SELECT count(*) FROM issues_issue")[0][0] == n
+        found = query(db, "SELECT count(*), count(DISTINCT project_id) FROM issues_issue")[0]
     except psycopg.Error:
         return False
+    return found == (n, projects)
 
 
-def measure_bulk(base: str, token: str, db: str, notes: list[str]) -> dict[str, Any] | None:
-    """Five bulk requests of 1,000 items each, alternating closed / in_progress on the same open issues,
-    so every request changes all 1,000 rows (each with its event). Median and best of the five."""
+def measure_bulk(base: str, token: str, db: str, notes: list[str], seen: str = "TRUE") -> dict[str, Any] | None:
+    """Five bulk requests of 1,000 items each, alternating closed / in_progress on the same open issues (of the
+    caller's projects, ``seen``), so every request changes all 1,000 rows (each with its event). Median and best
+    of the five."""
     headers = {"Authorization": f"Token {token}"}
     ids = [
-        row[0] for row in query(db, "SELECT id FROM issues_issue WHERE status = 'open' ORDER BY random() LIMIT 1000")
+        row[0]
+        for row in query(
+            db, f"SELECT id FROM issues_issue WHERE status = 'open' AND {seen} ORDER BY random() LIMIT 1000"
+        )
     ]
     # A GET answers 405 where the route exists (POST/PUT only) and 404 where it does not; it writes nothing.
     probe = requests.get(f"{base}/api/issues/bulk-status", headers=headers, timeout=60)
@@ -441,14 +490,18 @@ def measure_bulk(base: str, token: str, db: str, notes: list[str]) -> dict[str, 
     return figures
 
 
-def measure_export(base: str, token: str, db: str, n: int, notes: list[str]) -> dict[str, Any] | None:
-    """Export (streamed CSV) of min(100,000, all) issues: the newest 100k, through ``created_after``."""
+def measure_export(base: str, token: str, db: str, notes: list[str], seen: str = "TRUE") -> dict[str, Any] | None:
+    """Export (streamed CSV) of min(100,000, all) issues the caller sees (``seen``): the newest 100k, through
+    ``created_after``."""
     headers = {"Authorization": f"Token {token}"}
     params: dict[str, str] = {}
+    n = query(db, f"SELECT count(*) FROM issues_issue WHERE {seen}")[0][0]
     wanted = min(n, 100_000)
     if n > wanted:
         cutoff = query(
-            db, "SELECT created_at FROM issues_issue ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1", [wanted]
+            db,
+            f"SELECT created_at FROM issues_issue WHERE {seen} ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
+            [wanted],
         )[0][0]
         params["created_after"] = cutoff.astimezone(UTC).isoformat().replace("+00:00", "Z")
     started = time.monotonic()
@@ -638,6 +691,14 @@ def write_markdown(results: dict[str, Any], out: Path) -> str:
             " run and the endpoint's does not enter them; their req/s column is the first run."
             if results.get("rounds")
             else ""
+        )
+        + (
+            f" The issues are spread over {results['projects']} projects; every request is made by a maintainer of"
+            f" {results['member_of']} of them, who sees "
+            + ", ".join(f"{results['sizes'][s].get('caller_issues')} issues at {s}" for s in sizes)
+            + " (the list floors list the same projects)."
+            if results.get("projects", 1) > 1
+            else ""
         ),
         "",
         "| endpoint | " + " | ".join(f"{s} req/s | {s} p50 / p99 ms | {s} × floor" for s in sizes) + " |",
@@ -784,6 +845,18 @@ def main() -> None:
         type=int,
         help="paired floor/endpoint rounds for the endpoints with targets (default quick 2, full 3; 0: none)",
     )
+    parser.add_argument(
+        "--projects",
+        type=int,
+        default=1,
+        help="spread the issues over this many projects (default 1: the default project, as before projects)",
+    )
+    parser.add_argument(
+        "--member-of",
+        type=int,
+        default=5,
+        help="with --projects > 1, the requests are made by a maintainer of this many of them (default 5)",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--reuse", action="store_true", help="reuse a bench database that has the right issue count")
     parser.add_argument("--only", type=lambda s: s.split(","), help="measure only these endpoints (and the floors)")
@@ -794,6 +867,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="output folder (default bench/results, quick: bench/results/quick)")
     args = parser.parse_args()
+    if args.projects < 1 or (args.projects > 1 and not 1 <= args.member_of <= args.projects):
+        parser.error("--projects must be >= 1, and --member-of between 1 and --projects")
     quick = args.mode == "quick"
     labels = args.sizes.split(",") if args.sizes else (["10k", "100k"] if quick else ["10k", "100k", "1m"])
     args.duration = args.duration or (3 if quick else 10)
@@ -812,6 +887,8 @@ def main() -> None:
         "connections": args.connections,
         "rounds": args.rounds,
         "import_rows": args.import_rows,
+        "projects": args.projects,
+        "member_of": args.member_of if args.projects > 1 else None,
         "machine": f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}",
         "load_at_start": " ".join(f"{x:.2f}" for x in load),
@@ -827,8 +904,8 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     table = write_markdown(results, out)
     print(table)
-    if args.mode == "full" and args.out is None and args.sizes is None and args.only is None:
-        update_readme(table)
+    if args.mode == "full" and args.out is None and args.sizes is None and args.only is None and args.projects == 1:
+        update_readme(table)  # the table of the default data, comparable from run to run
     try:
         write_plot(results, out)
         log(

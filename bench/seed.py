@@ -1,6 +1,7 @@
 """The benchmarks' loader: the demo data of ``manage.py seed_demo``, set-based, for 10k to 1M issues.
 
-    DATABASE_URL=postgres://… .venv/bin/python -m bench.seed --issues N --users U [--jobs J] [--reset] [--seed S]
+    DATABASE_URL=postgres://… .venv/bin/python -m bench.seed --issues N --users U [--projects P] [--jobs J] [--reset]
+        [--seed S]
 
 Same data, same invariants as ``seed_demo`` (its module docstring lists them; ``tests/test_bench_seed.py``
 checks them), written with ``INSERT … SELECT`` over ``generate_series`` in one transaction by default; with
@@ -11,6 +12,14 @@ comments and events are derived independently yet agree with each other. Issue i
 largest existing one) and the sequence is moved past them. A big load (``BIG_LOAD``) drops the secondary
 indexes and rebuilds them at the end, and, as a superuser, skips the per-row foreign-key triggers
 (``session_replication_role = replica``; the issue tally's triggers fire always). PostgreSQL only.
+
+Projects: ``--projects 1`` (the default) puts every issue in the default project, as the figures measured before
+projects existed did. ``--projects P`` spreads them over the default project and ``P - 1`` of ``seed_demo``'s
+projects (its keys, teams and labels; skewed the same way, ``pg_temp.p(id)``), with one difference: the projects
+after the default one are created private here, so that a caller sees exactly the projects it is a member of and
+the default one (the benchmark's member of 5 of 20 projects sees 5). Numbers are given per project in id (=
+creation) order by ``row_number()`` after the project's current sequence value, and each sequence is then moved
+past them: like the ids, this assumes nothing else creates issues while the loader runs.
 
 Settings: ``DJANGO_SETTINGS_MODULE`` (default ``issue_tracker.settings``) and its ``DATABASE_URL``.
 """
@@ -31,9 +40,12 @@ BIG_LOAD = 20_000  # from this many issues on (and at least as many as exist), i
 # statement can derive what it needs from the issues table and the statements agree with each other.
 # ``{issue_t}``-style fields are table identifiers (psycopg.sql); ``%(x)s`` are query parameters.
 
+# The issue's project is the ``p``-th (0-based) of the load's projects: ``pids[p + 1]``, its writers (members and
+# maintainers, in id order) ``writers[off[p + 1] + 1 .. off[p + 1] + nw[p + 1]]``, its labels
+# ``lids[p * nl + 1 .. p * nl + nl]``. ``{number}`` is the issue's number in its project (``NUMBER_*``).
 ISSUES_SQL = """
 WITH base AS (
-    SELECT g + %(offset)s AS id,
+    SELECT g, g + %(offset)s AS id, pg_temp.p(g + %(offset)s) AS p,
            %(now)s::timestamptz - make_interval(secs => %(span)s)
              + make_interval(secs => %(span)s * (g - 0.5 + 0.4 * (pg_temp.r(g + %(offset)s, 0) - 0.5))
                                     / %(n)s) AS created_at,
@@ -48,9 +60,11 @@ WITH base AS (
                 WHEN b.rs < 0.60 THEN 'resolved' ELSE 'closed' END AS status
     FROM base b
 )
-INSERT INTO {issue_t} (id, title, description, status, priority, assignee_id, reporter_id,
+INSERT INTO {issue_t} (id, project_id, number, title, description, status, priority, assignee_id, reporter_id,
                        version, created_at, updated_at, resolved_at)
 SELECT st.id,
+       (%(pids)s::bigint[])[st.p + 1],
+       {number},
        (%(titles)s::text[])[1 + floor(pg_temp.r(st.id, 7) * cardinality(%(titles)s::text[]))::int]
          || ' (#' || st.id || ')',
        (%(descs)s::text[])[1 + floor(pg_temp.r(st.id, 8) * cardinality(%(descs)s::text[]))::int],
@@ -58,8 +72,10 @@ SELECT st.id,
        CASE WHEN pg_temp.r(st.id, 3) < 0.20 THEN 'low' WHEN pg_temp.r(st.id, 3) < 0.70 THEN 'medium'
             WHEN pg_temp.r(st.id, 3) < 0.92 THEN 'high' ELSE 'critical' END,
        CASE WHEN pg_temp.r(st.id, 4) < 0.12 THEN NULL
-            ELSE (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 5) ^ 3)::int] END,
-       (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(st.id, 6))::int],
+            ELSE (%(writers)s::bigint[])[(%(off)s::int[])[st.p + 1] + 1
+                                         + floor((%(nw)s::int[])[st.p + 1] * pg_temp.r(st.id, 5) ^ 3)::int] END,
+       (%(writers)s::bigint[])[(%(off)s::int[])[st.p + 1] + 1
+                               + floor((%(nw)s::int[])[st.p + 1] * pg_temp.r(st.id, 6))::int],
        CASE st.status WHEN 'open' THEN 1 WHEN 'in_progress' THEN 2 WHEN 'resolved' THEN 3 ELSE 4 END,
        st.created_at,
        CASE st.status
@@ -70,11 +86,22 @@ SELECT st.id,
             ELSE st.created_at + st.d * 1.1 END,
        CASE WHEN st.status IN ('resolved', 'closed') THEN st.created_at + st.d END
 FROM st
+{order}
 """
+
+# One project: the numbers follow g, and the rows are written in id order as generate_series makes them (no sort).
+NUMBER_ONE_PROJECT = {"number": "(%(bases)s::bigint[])[1] + st.g", "order": ""}
+# Several: numbered per project in id order; the rows are still written in id order, so that the table's physical
+# order follows creation as in a real tracker (and as in the one-project load).
+NUMBER_PER_PROJECT = {
+    "number": "(%(bases)s::bigint[])[st.p + 1] + row_number() OVER (PARTITION BY st.p ORDER BY st.id)",
+    "order": "ORDER BY st.id",
+}
 
 LABELS_SQL = """
 INSERT INTO {label_t} (issue_id, label_id)
-SELECT i.id, (%(lids)s::bigint[])[1 + (floor(%(nl)s * pg_temp.r(i.id, 12) ^ 2)::int + k) %% %(nl)s]
+SELECT i.id,
+       (%(lids)s::bigint[])[pg_temp.p(i.id) * %(nl)s + 1 + (floor(%(nl)s * pg_temp.r(i.id, 12) ^ 2)::int + k) %% %(nl)s]
 FROM {issue_t} i
 CROSS JOIN LATERAL generate_series(0, floor(3.5 * pg_temp.r(i.id, 13))::int - 1) AS k
 WHERE i.id > %(offset)s
@@ -104,7 +131,8 @@ COMMENTS_SQL = """
 WITH c AS (
     INSERT INTO {comment_t} (issue_id, author_id, body, created_at)
     SELECT i.id,
-           (%(uids)s::bigint[])[1 + floor(%(nu)s * pg_temp.r(i.id * 131 + k, 14) ^ 2)::int],
+           (%(writers)s::bigint[])[(%(off)s::int[])[pg_temp.p(i.id) + 1] + 1
+             + floor((%(nw)s::int[])[pg_temp.p(i.id) + 1] * pg_temp.r(i.id * 131 + k, 14) ^ 2)::int],
            (%(comments)s::text[])[1 + floor(pg_temp.r(i.id * 131 + k, 15)
                                           * cardinality(%(comments)s::text[]))::int],
            i.created_at + (i.updated_at - i.created_at) * k::float8
@@ -121,12 +149,25 @@ SELECT c.issue_id, 'commented', c.created_at, c.author_id, 'api',
 FROM c
 """
 
+# Each project's number sequence (``issues.models.number_sequence_name``) past the largest number of the load.
+NUMBER_SEQUENCES_SQL = """
+SELECT setval(format('issues_project_%%s_number_seq', project_id)::regclass, max(number))
+FROM {issue_t} WHERE id > %(offset)s GROUP BY project_id
+"""
+
+# After a reset, every project's numbers start again at 1 (TRUNCATE leaves these sequences: not the table's).
+RESTART_NUMBERS_SQL = """
+SELECT setval(format('issues_project_%s_number_seq', id)::regclass, 1, false) FROM issues_project
+"""
+
 FUNCTIONS_SQL = """
 CREATE OR REPLACE FUNCTION pg_temp.r(id bigint, k int) RETURNS float8 LANGUAGE sql IMMUTABLE AS
 $$ SELECT (hashint8(id * 64 + k + {seed} * 1000003) & 2147483647)::float8 / 2147483648.0 $$;
 CREATE OR REPLACE FUNCTION pg_temp.ncomments(id bigint) RETURNS int LANGUAGE sql IMMUTABLE AS
 $$ SELECT CASE WHEN pg_temp.r(id, 10) < {hot_share} THEN {hot_comments}
-               ELSE floor(4 * pg_temp.r(id, 11) ^ 2)::int END $$
+               ELSE floor(4 * pg_temp.r(id, 11) ^ 2)::int END $$;
+CREATE OR REPLACE FUNCTION pg_temp.p(id bigint) RETURNS int LANGUAGE sql IMMUTABLE AS
+$$ SELECT LEAST(floor({projects} * pg_temp.r(id, 16) ^ 1.5)::int, {projects} - 1) $$
 """
 
 
@@ -165,6 +206,8 @@ class _Plan:
     ) -> None:
         self.params, self.tables, self.functions = params, tables, functions
         self.offset, self.rebuild_indexes, self.out = params["offset"], rebuild_indexes, out
+        numbering = NUMBER_ONE_PROJECT if len(params["pids"]) == 1 else NUMBER_PER_PROJECT
+        self.fields: dict[str, Any] = {**tables, **{k: sql.SQL(v) for k, v in numbering.items()}}
 
     def cursor(self, raw: Any) -> _Timed:
         return _Timed(raw, self.out)
@@ -205,8 +248,15 @@ class _Plan:
         return dropped
 
     def run(self, cursor: _Timed, template: str) -> int:
-        cursor.execute(compose(template, **self.tables), self.params)
+        cursor.execute(compose(template, **self.fields), self.params)
         return cursor.rowcount
+
+    def write_issues(self, cursor: _Timed) -> int:
+        """The issues, then each project's number sequence moved past the numbers they took (in the same
+        transaction; ``setval`` is not undone by a rollback, which only leaves a gap in the numbers)."""
+        written = self.run(cursor, ISSUES_SQL)
+        cursor.execute(compose(NUMBER_SEQUENCES_SQL, **self.tables), self.params)
+        return written
 
     def set_sequence(self, cursor: _Timed) -> None:
         issue_t = self.tables["issue_t"]
@@ -218,7 +268,7 @@ class _Plan:
             cursor = self.cursor(raw)
             self.prepare(cursor)
             dropped = self.drop_indexes(cursor)
-            counts = {"issues": self.run(cursor, ISSUES_SQL), "labels": self.run(cursor, LABELS_SQL)}
+            counts = {"issues": self.write_issues(cursor), "labels": self.run(cursor, LABELS_SQL)}
             counts["events"] = self.run(cursor, EVENTS_SQL)
             counts["comments"] = self.run(cursor, COMMENTS_SQL)
             counts["events"] += counts["comments"]
@@ -247,7 +297,7 @@ class _Plan:
             cursor = self.cursor(raw)
             self.prepare(cursor)
             dropped = self.drop_indexes(cursor)
-            counts = {"issues": self.run(cursor, ISSUES_SQL)}
+            counts = {"issues": self.write_issues(cursor)}
         try:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
                 labels, events, comments = (
@@ -278,17 +328,25 @@ class _Plan:
 
 
 def load(
-    issues: int, users: int, *, jobs: int = 1, reset: bool = False, seed: int = 1, verbose: TextIO | None = None
+    issues: int,
+    users: int,
+    *,
+    projects: int = 1,
+    jobs: int = 1,
+    reset: bool = False,
+    seed: int = 1,
+    verbose: TextIO | None = None,
 ) -> dict[str, int]:
-    """Add ``issues`` issues (with labels, comments, events) for ``users`` demo users; the counts written."""
+    """Add ``issues`` issues (with labels, comments, events) for ``users`` demo users, spread over ``projects``
+    projects (the default one first); the counts written."""
     from django.db.models import Max
     from django.utils import timezone
 
     from issues.management.commands import seed_demo as demo
     from issues.models import Comment, Issue, IssueEvent
 
-    if issues < 0 or users < 1:
-        raise ValueError("issues must be >= 0 and users >= 1")
+    if issues < 0 or users < 1 or projects < 1:
+        raise ValueError("issues must be >= 0, users >= 1 and projects >= 1")
     tables = {
         "issue_t": Issue._meta.db_table,
         "label_t": Issue.labels.through._meta.db_table,
@@ -304,23 +362,29 @@ def load(
             names = sql.SQL(", ").join(map(sql.Identifier, tables.values()))
             with connection.cursor() as cursor:
                 cursor.execute(compose("TRUNCATE {} RESTART IDENTITY", names))
+                cursor.execute(RESTART_NUMBERS_SQL)
         user_ids = demo.ensure_users(users)
-        label_ids = demo.ensure_labels()
+        targets = ensure_projects(projects, user_ids)
+        if issues and not targets:
+            raise ValueError("no demo user may write in any of the projects")
         offset = Issue.objects.aggregate(m=Max("id"))["m"] or 0
         params = {
             "n": issues,
             "offset": offset,
-            "uids": user_ids,
-            "nu": len(user_ids),
-            "lids": label_ids,
-            "nl": len(label_ids),
+            **project_params(targets),
             "now": timezone.now().replace(microsecond=0),
             "span": demo.SPAN_SECONDS,
             "titles": demo.TITLES,
             "descs": demo.DESCRIPTIONS,
             "comments": demo.COMMENTS,
         }
-        functions = compose(FUNCTIONS_SQL, seed=seed, hot_share=demo.HOT_ISSUE_SHARE, hot_comments=demo.HOT_COMMENTS)
+        functions = compose(
+            FUNCTIONS_SQL,
+            seed=seed,
+            hot_share=demo.HOT_ISSUE_SHARE,
+            hot_comments=demo.HOT_COMMENTS,
+            projects=max(1, len(targets)),
+        )
         rebuild_indexes = issues >= BIG_LOAD and issues >= (Issue.objects.count() if offset else 0)
         plan = _Plan(params, tables, functions, rebuild_indexes, verbose)
         if not parallel:
@@ -336,20 +400,79 @@ def load(
             cursor.execute(compose(command, t=table))
         cursor.execute("RESET statement_timeout")
     counts["users"] = len(user_ids)
+    counts["projects"] = len(targets)
     return counts
+
+
+def ensure_projects(n_projects: int, user_ids: list[int]) -> list[Any]:
+    """``seed_demo``'s projects (the default one and ``n_projects - 1`` more, with their teams and labels), the ones
+    after the default one created private (an existing project stays as it is). Returns those where a demo user
+    may write, in creation order (``seed_demo.DemoProject``: id, key, writers, label ids)."""
+    from issues.management.commands import seed_demo as demo
+    from issues.models import Project, Visibility
+
+    for key, name, _visibility in demo.project_specs(n_projects):
+        Project.objects.get_or_create(key=key, defaults={"name": name, "visibility": Visibility.PRIVATE})
+    return sorted(demo.ensure_projects(n_projects, user_ids), key=lambda project: project.pk)
+
+
+def project_params(targets: list[Any]) -> dict[str, Any]:
+    """The statements' parameters that describe the projects: ids, writers (one array, with each project's offset
+    and length), labels (the same number per project, one array) and the number each project's issues follow."""
+    from issues.management.commands import seed_demo as demo
+    from issues.models import number_sequence_name
+
+    writers: list[int] = []
+    offsets: list[int] = []
+    lengths: list[int] = []
+    labels: list[int] = []
+    for project in targets:
+        offsets.append(len(writers))
+        lengths.append(len(project.writers))
+        writers += project.writers
+        assert len(project.label_ids) == len(demo.LABELS), project.key
+        labels += project.label_ids
+    bases = {}
+    if targets:  # the last number each sequence gave (none yet: 0)
+        reads = sql.SQL(" UNION ALL ").join(
+            sql.SQL("SELECT {}, CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {}").format(
+                sql.Literal(project.pk), sql.Identifier(number_sequence_name(project.pk))
+            )
+            for project in targets
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(reads.as_string())
+            bases = dict(cursor.fetchall())
+    return {
+        "pids": [project.pk for project in targets],
+        "writers": writers,
+        "off": offsets,
+        "nw": lengths,
+        "lids": labels,
+        "nl": len(demo.LABELS),
+        "bases": [bases[project.pk] for project in targets],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--issues", type=int, required=True, help="number of issues to add")
     parser.add_argument("--users", type=int, required=True, help="number of demo users")
+    parser.add_argument(
+        "--projects",
+        type=int,
+        default=1,
+        help="number of projects, the default one first (default 1: every issue in the default project)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="connections writing at once for big loads (default 1)")
-    parser.add_argument("--reset", action="store_true", help="delete every issue, comment and event first")
+    parser.add_argument(
+        "--reset", action="store_true", help="delete every issue, comment and event first (numbers start again at 1)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="seed of the pseudo-random choices (default 1)")
     parser.add_argument("--verbose", action="store_true", help="print each statement's duration")
     args = parser.parse_args(argv)
-    if args.issues < 0 or args.users < 1:
-        parser.error("--issues must be >= 0 and --users >= 1")
+    if args.issues < 0 or args.users < 1 or args.projects < 1:
+        parser.error("--issues must be >= 0, --users >= 1 and --projects >= 1")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "issue_tracker.settings")
     import django
 
@@ -360,6 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = load(
         args.issues,
         args.users,
+        projects=args.projects,
         jobs=args.jobs,
         reset=args.reset,
         seed=args.seed,
@@ -367,7 +491,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"Seeded {counts['issues']} issues, {counts['comments']} comments, {counts['events']} events, "
-        f"{counts['labels']} issue labels, {counts['users']} users in {time.monotonic() - started:.1f}s."
+        f"{counts['labels']} issue labels, {counts['projects']} projects, {counts['users']} users "
+        f"in {time.monotonic() - started:.1f}s."
     )
 
 

@@ -233,9 +233,14 @@ class ProjectsFilter(filters.Filter):
 
 
 def project_ids_param(request: Any, keys: list[str]) -> list[int]:
-    """The ids of the ``project`` parameter's keys for the caller of ``request``; a 400 naming ``project`` else."""
+    """The ids of the ``project`` parameter's keys for the caller of ``request``; a 400 naming ``project`` else.
+    The keys are checked as the filter's form field checks them first (the cap, their length, NUL bytes), also when
+    a view reads them before the FilterSet does (the list's kept count)."""
     try:
+        keys = ProjectKeysField(max_values=FILTER_MAX_VALUES["project"]).clean(keys)
         return resolve_project_keys(access_for(request.user), keys)
+    except forms.ValidationError as exc:
+        raise ValidationError({"project": exc.messages}) from exc
     except ValueError as exc:
         raise ValidationError({"project": [str(exc)]}) from exc
 

@@ -1,5 +1,6 @@
 """``python -m bench.seed``, the benchmarks' set-based loader, writes data with the same invariants as
-``manage.py seed_demo`` (``check_seed_invariants``), in one transaction and with ``--jobs 3``."""
+``manage.py seed_demo`` (``check_seed_invariants``), in one transaction and with ``--jobs 3``, in the default
+project alone (``--projects 1``, the default) or spread over several, numbered per project."""
 
 import contextlib
 import io
@@ -10,9 +11,11 @@ from django.db import DataError, connection
 from django.db.backends.signals import connection_created
 
 from bench import seed
-from issues.models import IssueEvent
+from issues.access import access_for, default_project_key
+from issues.models import Issue, IssueEvent, Membership, Project, Visibility
+from issues.selectors import issue_total
 from issues.services import issue_create
-from tests.factories import ensure_role_groups
+from tests.factories import UserFactory, add_member, default_project
 from tests.test_seed_demo import check_seed_invariants
 
 N_USERS = 20
@@ -25,25 +28,91 @@ def table_indexes() -> set[str]:
         return {row[0] for row in cursor.fetchall()}
 
 
-@pytest.fixture
-def groups(db):
-    ensure_role_groups()  # a transactional test before this one may have flushed them
+@pytest.fixture(autouse=True)
+def numbers_from_one(django_db_setup, django_db_blocker):
+    """Every project's numbers start at 1, as in a fresh database: sequences are outside transactions, so an
+    earlier test's issues moved them (no issue is left at the start of a test: that is safe)."""
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT setval(format('issues_project_%s_number_seq', id)::regclass, 1, false) FROM issues_project"
+        )
 
 
-def test_one_transaction_keeps_every_invariant(groups):
+def numbers_by_project() -> dict[str, list[int]]:
+    """Each project's issue numbers, in id order."""
+    found: dict[str, list[int]] = {}
+    for key, number in Issue.objects.order_by("id").values_list("project__key", "number"):
+        found.setdefault(key, []).append(number)
+    return found
+
+
+def create_after(project: Project, title: str) -> Issue:
+    issue = issue_create(actor=None, project=project, title=title)
+    issue.refresh_from_db()
+    return issue
+
+
+def test_one_transaction_keeps_every_invariant(db):
     counts = seed.load(400, N_USERS)
-    assert counts["issues"] == 400
-    check_seed_invariants(400, N_USERS)
-    assert issue_create(actor=None, title="After the seed").pk == 401  # the sequence moved past the ids
+    assert (counts["issues"], counts["projects"]) == (400, 1)
+    check_seed_invariants(400, N_USERS, projects=1)
+    assert numbers_by_project() == {default_project_key(): list(range(1, 401))}  # the default: one project
+    after = create_after(default_project(), "After the seed")
+    assert (after.pk, after.number) == (401, 401)  # both sequences moved past the seed's
 
 
-def test_loading_again_appends_and_reset_starts_over(groups):
+def test_loading_again_appends_and_reset_starts_over(db):
     seed.load(300, N_USERS)
     seed.load(50, N_USERS, seed=2)
     check_seed_invariants(350, N_USERS, in_id_order=False)
+    assert numbers_by_project() == {default_project_key(): list(range(1, 351))}  # the numbers go on
     seed.load(300, N_USERS, reset=True)
     check_seed_invariants(300, N_USERS)
-    assert issue_create(actor=None, title="After the reset").pk == 301
+    assert numbers_by_project() == {default_project_key(): list(range(1, 301))}  # and start again at 1
+    after = create_after(default_project(), "After the reset")
+    assert (after.pk, after.number) == (301, 301)
+
+
+def test_projects_spread_the_issues_numbered_per_project(db):
+    """--projects 5: the default project and four of seed_demo's, private here, each numbered 1..n in id order;
+    a second load goes on from each project's number, and the next issue created takes the one after."""
+    counts = seed.load(400, N_USERS, projects=5)
+    assert (counts["issues"], counts["projects"]) == (400, 5)
+    check_seed_invariants(400, N_USERS, projects=5)
+    numbers = numbers_by_project()
+    assert len(numbers) == 5 and all(found == list(range(1, len(found) + 1)) for found in numbers.values())
+    projects = Project.objects.filter(key__in=numbers)
+    assert {p.key: p.visibility for p in projects if p.visibility == Visibility.INTERNAL} == {
+        default_project_key(): Visibility.INTERNAL
+    }  # the default project only: the others are private
+    sizes = {key: len(found) for key, found in numbers.items()}
+    assert max(sizes, key=sizes.__getitem__) == default_project_key() and min(sizes.values()) > 20  # skewed, all used
+
+    seed.load(100, N_USERS, projects=5, seed=2)
+    check_seed_invariants(500, N_USERS, in_id_order=False, projects=5)
+    again = numbers_by_project()
+    assert all(found == list(range(1, len(found) + 1)) for found in again.values())
+    assert all(again[key][: len(found)] == found for key, found in numbers.items())  # the first load's kept theirs
+    for project in projects:
+        after = create_after(project, f"After the seed in {project.key}")
+        assert after.number == len(again[project.key]) + 1, project.key
+
+
+def test_a_member_of_some_projects_sees_those_and_the_default_one(db):
+    """The benchmark's caller: a member of 5 of 20 projects sees exactly those 5 (the default one among them), and
+    the unfiltered list's count (the per-project tally) is the number of their issues."""
+    seed.load(600, N_USERS, projects=20)
+    projects = list(Project.objects.order_by("id"))
+    assert len(projects) == 20 and projects[0].key == default_project_key()
+    caller = UserFactory(username="bench-member")
+    for project in projects[:5]:
+        add_member(caller, project, "maintainer")
+    access = access_for(caller)
+    assert access.visible_ids == sorted(p.pk for p in projects[:5])
+    visible = Issue.objects.filter(project__in=projects[:5]).count()
+    assert 0 < visible < 600
+    assert issue_total(access) == visible
+    assert Membership.objects.filter(user=caller).count() == 5
 
 
 @contextlib.contextmanager
@@ -64,16 +133,17 @@ def connections_of_other_threads():
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("jobs", [1, 3])
-def test_big_load_rebuilds_the_indexes_and_keeps_every_invariant(monkeypatch, jobs):
+@pytest.mark.parametrize(("jobs", "projects"), [(1, 1), (3, 1), (1, 4), (3, 4)])
+def test_big_load_rebuilds_the_indexes_and_keeps_every_invariant(monkeypatch, jobs, projects):
     """The big-load path on a small load: secondary indexes dropped and rebuilt, foreign-key triggers skipped
-    (replica mode); with --jobs 3 the issues first, then labels, events and comments from three connections."""
-    ensure_role_groups()
+    (replica mode: the number, tally and label-link triggers fire all the same); with --jobs 3 the issues first,
+    then labels, events and comments from three connections."""
     before = table_indexes()
     monkeypatch.setattr(seed, "BIG_LOAD", 100)
     out = io.StringIO()
+    argv = ["--issues", "300", "--users", str(N_USERS), "--projects", str(projects), "--jobs", str(jobs)]
     with contextlib.redirect_stdout(out), connections_of_other_threads() as opened:
-        seed.main(["--issues", "300", "--users", str(N_USERS), "--jobs", str(jobs), "--verbose"])
+        seed.main([*argv, "--verbose"])
     assert "DROP INDEX" in out.getvalue() and "CREATE INDEX" in out.getvalue()
     assert out.getvalue().splitlines()[-1].startswith("Seeded 300 issues, ")
     if jobs == 3:  # labels, events and comments from three more connections (then each index rebuilt in one)
@@ -82,15 +152,17 @@ def test_big_load_rebuilds_the_indexes_and_keeps_every_invariant(monkeypatch, jo
         assert opened == []
     assert len(before) >= 10
     assert table_indexes() == before  # every secondary index is back
-    check_seed_invariants(300, N_USERS)
-    assert issue_create(actor=None, title="After the big load").pk == 301
+    check_seed_invariants(300, N_USERS, projects=projects)
+    numbers = numbers_by_project()
+    assert len(numbers) == projects and all(found == list(range(1, len(found) + 1)) for found in numbers.values())
+    after = create_after(default_project(), "After the big load")
+    assert (after.pk, after.number) == (301, len(numbers[default_project_key()]) + 1)
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_parallel_load_is_undone(monkeypatch):
     """--jobs 3: when one of the three connections fails, the issues go again and the indexes come back."""
-    ensure_role_groups()
     seed.load(50, N_USERS)
     before = table_indexes()
     monkeypatch.setattr(seed, "BIG_LOAD", 100)
@@ -104,5 +176,9 @@ def test_a_failed_parallel_load_is_undone(monkeypatch):
 def test_refuses_bad_sizes():
     with pytest.raises(SystemExit):
         seed.main(["--issues", "-1", "--users", "5"])
+    with pytest.raises(SystemExit):
+        seed.main(["--issues", "1", "--users", "5", "--projects", "0"])
     with pytest.raises(ValueError, match="issues must be"):
         seed.load(10, 0)
+    with pytest.raises(ValueError, match="projects >= 1"):
+        seed.load(10, 5, projects=0)

@@ -1,14 +1,16 @@
 """A real browser against a live server: the admin, the browsable API and the offline API docs."""
 
+import io
 import json
 import re
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from django.core.management import call_command
 
 from issues.models import Issue
-from tests.factories import IssueFactory, UserFactory
+from tests.factories import IssueFactory, UserFactory, default_project
 from tests.helpers import privileges
 
 pytestmark = [pytest.mark.slow]
@@ -18,10 +20,16 @@ PASSWORD = "e2e-password-123"
 
 @pytest.fixture
 def staff_user(transactional_db):
-    from django.contrib.auth.models import Group
+    """A staff user made as an operator makes one: a maintainer of the default project, staff, in the ``staff``
+    group (which ``create_api_user`` makes again when it is missing, as after a transactional test's flush; the
+    default project too is made again first)."""
+    from django.contrib.auth import get_user_model
 
-    user = UserFactory(username="e2e-staff", role="maintainer", is_staff=True, password=PASSWORD)
-    user.groups.add(Group.objects.get(name="staff"))
+    default_project()
+    out = io.StringIO()
+    call_command("create_api_user", "e2e-staff", "--role", "maintainer", "--staff", "--password", PASSWORD, stdout=out)
+    user = get_user_model().objects.get(username="e2e-staff")
+    assert user.is_staff and list(user.groups.values_list("name", flat=True)) == ["staff"], out.getvalue()
     return user
 
 
@@ -52,6 +60,8 @@ def test_admin_create_and_edit_issue_bumps_version_and_timeline(live_server, sta
 
     issue = Issue.objects.get(title="Created in the admin")
     assert (issue.version, issue.priority, issue.reporter_id) == (1, "high", staff_user.pk)
+    # No project chosen: the default one, which numbered it.
+    assert issue.project == default_project() and issue.number >= 1
     assert events_of(issue) == [("created", "admin")]
 
     page.fill("#id_title", "Edited in the admin")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from issues.filters import FILTER_MAX_VALUES
 from issues.models import Issue, Label
-from tests.factories import IssueFactory, LabelFactory, UserFactory
+from tests.factories import IssueFactory, LabelFactory, UserFactory, default_project
 from tests.helpers import assert_json_error, auth_header, openapi, streamed_csv_rows
 
 LIST, EXPORT = "/api/issues", "/api/issues/export"
@@ -32,6 +32,9 @@ MULTI_VALUED = {
 ENUMS = {"status": ["open", "in_progress", "resolved", "closed"], "priority": ["low", "medium", "high", "critical"]}
 CASES = [(path, name) for path, names in MULTI_VALUED.items() for name in names]
 LABEL_CAP = FILTER_MAX_VALUES["label"]
+# ``project`` (keys, any of them) narrows the list, the export and every report.
+PROJECT_PATHS = [LIST, EXPORT, TOP, LATENCY, THROUGHPUT]
+PROJECT_CAP = FILTER_MAX_VALUES["project"]
 TIMES = 1_000
 
 
@@ -135,6 +138,25 @@ def test_an_enum_repeated_1000_times_is_de_duplicated_to_a_200(tracker, viewer_c
     assert answer(viewer_client, path, query(**{name: mixed})) == all_once
 
 
+@pytest.mark.parametrize("form", ["repeated", "comma list"])
+@pytest.mark.parametrize("path", PROJECT_PATHS)
+def test_more_project_keys_than_the_cap_is_a_400_naming_it(viewer_client, path, form):
+    """The cap comes first, as for every multi-valued parameter: 1,000 keys are not looked up one by one."""
+    keys = [f"K{n:04d}" for n in range(TIMES)]
+    status, body = answer(viewer_client, path, query(project=keys if form == "repeated" else ",".join(keys)))
+    assert (status, body) == (400, {"project": too_many(PROJECT_CAP)})
+
+
+@pytest.mark.parametrize("path", PROJECT_PATHS)
+def test_a_project_key_repeated_1000_times_in_any_case_is_one_key(tracker, viewer_client, path):
+    key = default_project().key
+    once = answer(viewer_client, path, query(project=key))
+    assert once[0] == 200 and once[1], once  # something matches, so the comparisons below mean something
+    spellings = [key, key.lower(), key.capitalize()]
+    assert answer(viewer_client, path, query(project=spellings * (TIMES // len(spellings)))) == once
+    assert answer(viewer_client, path, query(project=",".join(spellings * (TIMES // len(spellings))))) == once
+
+
 # --- de-duplication of label names ignores case ---------------------------------------------------------
 
 
@@ -169,7 +191,8 @@ def test_several_labels_must_all_match_ignoring_case(tracker, viewer_client):
 def test_several_labels_are_one_grouped_subquery_however_many(tracker, viewer_client):
     """One EXISTS per label made the planner order one more join per label (the export's cursor then chose a
     nested loop over every issue); several labels are one GROUP BY … HAVING subquery instead."""
-    Label.objects.bulk_create(Label(name=name) for name in distinct_names(LABEL_CAP))
+    project = default_project()
+    Label.objects.bulk_create(Label(project=project, name=name) for name in distinct_names(LABEL_CAP))
     for names, grouped in ((["bug"], False), (["bug", "ui"], True), (distinct_names(LABEL_CAP), True)):
         with CaptureQueriesContext(connection) as ctx:
             assert answer(viewer_client, LIST, query(label=names))[0] == 200
@@ -231,6 +254,9 @@ def test_the_caps_are_in_the_openapi_schema(db, anon_client):
     for path in (LIST, TOP, LATENCY):
         parameters = {p["name"]: p["schema"] for p in paths[path]["get"]["parameters"]}
         assert parameters["label"]["maxItems"] == LABEL_CAP, (path, parameters["label"])
+    for path in (LIST, TOP, LATENCY, THROUGHPUT):
+        parameters = {p["name"]: p["schema"] for p in paths[path]["get"]["parameters"]}
+        assert parameters["project"]["maxItems"] == PROJECT_CAP, (path, parameters["project"])
 
 
 @pytest.mark.parametrize("form", ["one repeated", "all distinct"])
@@ -257,14 +283,17 @@ def test_more_than_1000_parameters_is_a_json_400_with_debug_on(viewer_client, se
 
 
 def seed_many_labels(issues: int, labels: int, per_issue: int) -> list[str]:
-    """``issues`` issues carrying ``per_issue`` of ``labels`` labels each; returns the label names."""
+    """``issues`` issues carrying ``per_issue`` of ``labels`` labels each, in the default project (internal: every
+    caller sees them); returns the label names."""
+    project = default_project()
     reporter = UserFactory(username="seeder")
     users = [UserFactory(username=f"assignee{n}") for n in range(5)]
     names = [f"tag{n:03d}" for n in range(labels)]
-    created = Label.objects.bulk_create(Label(name=name) for name in names)
+    created = Label.objects.bulk_create(Label(project=project, name=name) for name in names)
     now = timezone.now()
     rows = Issue.objects.bulk_create(
         Issue(
+            project=project,
             title=f"Issue {n}",
             reporter=reporter,
             assignee=users[n % len(users)],

@@ -27,7 +27,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from issues import services
-from tests.factories import UserFactory
+from issues.models import Label, Role, Visibility
+from tests.factories import ProjectFactory, UserFactory, add_member, default_project
 from tests.hardening.conftest import FUZZ_STATS
 from tests.helpers import auth_header
 
@@ -56,19 +57,35 @@ def keep_test_connection() -> Any:
 
 @pytest.fixture
 def seeded(db, keep_test_connection: None, fuzz_role: str) -> dict[str, Any]:
-    """A caller of the role under test, and issues, labels and comments for the fuzzer to hit."""
+    """A caller of the role under test in the default project, issues, labels and comments there for the fuzzer to
+    hit, and a private project the caller does not see, with an issue and a label of its own (its key, issue and
+    label are aimed at too: they must answer as unknown ones do, never with a 5xx)."""
     user = UserFactory(username=f"fuzz-{fuzz_role}", role=fuzz_role)
     other = UserFactory(username="fuzz-other", role="member")
-    issue_ids = []
+    hidden = ProjectFactory(key="HIDE", visibility=Visibility.PRIVATE)
+    add_member(other, hidden, Role.MAINTAINER)
+    issues = []
+    project = default_project()
     for n, status in enumerate(["open", "in_progress", "resolved", "closed"]):
         issue = services.issue_create(
-            actor=other, title=f"Seed {n}", status=status, assignee=user if n % 2 else None, labels=["bug", f"l{n}"]
+            actor=other,
+            project=project,
+            title=f"Seed {n}",
+            status=status,
+            assignee=user if n % 2 else None,
+            labels=["bug", f"l{n}"],
         )
         services.comment_create(issue_id=issue.pk, author=other, body=f"comment {n}")
-        issue_ids.append(issue.pk)
-    from issues.models import Label
-
-    TARGETS.update(issues=issue_ids, labels=list(Label.objects.values_list("pk", flat=True)), users=[user.pk, other.pk])
+        issues.append(issue)
+    issues.append(services.issue_create(actor=other, project=hidden, title="Hidden", labels=["secret"]))
+    for issue in issues:
+        issue.refresh_from_db()  # its number
+    TARGETS.update(
+        issues=[str(issue.pk) for issue in issues] + [issue.key for issue in issues],
+        labels=[str(pk) for pk in Label.objects.values_list("pk", flat=True)],
+        users=[str(user.pk), str(other.pk)],
+        projects=[project.key, hidden.key],
+    )
     return {"headers": auth_header(user)}
 
 
@@ -83,18 +100,31 @@ def load_schema() -> Any:
 
 
 schema = load_schema()
-TARGETS: dict[str, list[int]] = {}  # filled by the ``seeded`` fixture: ids of objects that exist
+TARGETS: dict[str, list[str]] = {}  # filled by the ``seeded`` fixture: ids and keys of objects that exist
+# Path parameters other than ``id`` and the kind of object each names.
+PATH_TARGETS = {"key": "projects", "project_key": "projects", "user_id": "users"}
+
+
+def existing_values(operation: str, parameter: str) -> list[str]:
+    """The values of path parameter ``parameter`` of ``operation`` that name objects that exist."""
+    if parameter == "id":
+        kind = "users" if "/users/{id}" in operation else "labels" if "/labels/{id}" in operation else "issues"
+    else:
+        kind = PATH_TARGETS.get(parameter, "")
+    return TARGETS.get(kind, [])
 
 
 @schema.hook
 def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> Any:
-    # Half the cases aim at objects that exist, so the fuzzer gets past the 404s.
-    if not path_parameters or "id" not in path_parameters:
-        return st.just(path_parameters)
+    # Half the cases aim at objects that exist (issues by id and by key, projects by key), so the fuzzer gets past
+    # the 404s.
     label = context.operation.label if context.operation else ""
-    kind = "users" if "/users/{id}" in label else "labels" if "/labels/{id}" in label else "issues"
-    existing = st.sampled_from(TARGETS[kind]).map(lambda pk: {**path_parameters, "id": str(pk)})
-    return st.one_of(st.just(path_parameters), existing)
+    choices = {name: existing_values(label, name) for name in path_parameters or {}}
+    choices = {name: values for name, values in choices.items() if values}
+    if not choices:
+        return st.just(path_parameters)
+    found = st.fixed_dictionaries({name: st.sampled_from(values) for name, values in choices.items()})
+    return st.one_of(st.just(path_parameters), found.map(lambda values: {**path_parameters, **values}))
 
 
 @pytest.mark.slow
