@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -103,6 +103,18 @@ class Access:
                     return Project(pk=pk, key=project_key)
             raise Project.DoesNotExist(key)
         return Project.objects.get(key=key)
+
+    def project_to_write(self, key: str | None, action: Action) -> Project:
+        """The project a write body names in ``project`` (the default project when None or empty), for ``action``:
+        a 400 on ``project`` when it is unknown or one the caller cannot see (the same answer), a 403 when the
+        caller's role there does not allow ``action``."""
+        key = key or default_project_key()
+        try:
+            project = self.project_by_key(key)
+        except Project.DoesNotExist as exc:
+            raise ValidationError({"project": [f"Unknown project '{key}'."]}) from exc
+        self.require(project.pk, action)
+        return project
 
     def ids_by_keys(self, keys: Iterable[str]) -> dict[str, int | None]:
         """``{key: id}`` for each key (upper-cased), None for one that is unknown or invisible (no difference)."""

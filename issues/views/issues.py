@@ -14,11 +14,11 @@ from rest_framework.response import Response
 from api.pagination import KeysetPagination, PageNumberPagination
 
 from .. import selectors, services
-from ..access import Access, Action, access_for, default_project_key
+from ..access import Access, Action, access_for
 from ..exceptions import VersionConflict
 from ..filters import IssueFilterSet, project_ids_param
 from ..idempotency import idempotent
-from ..models import Issue, Project
+from ..models import Issue
 from ..pagination import IssueListPaginator
 from ..params import split_values
 from ..serializers import (
@@ -149,12 +149,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         data = IssueCreateInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        key = fields.pop("project", None) or default_project_key()
-        try:
-            project = self.access.project_by_key(key)
-        except Project.DoesNotExist as exc:  # unknown, or one the caller cannot see: the same answer
-            raise ValidationError({"project": [f"Unknown project '{key}'."]}) from exc
-        self.access.require(project.pk, Action.WRITE)
+        project = self.access.project_to_write(fields.pop("project", None), Action.WRITE)
         issue = services.issue_create(actor=request.user, project=project, **fields)
         location = request.build_absolute_uri(reverse("issue-detail", kwargs={"pk": issue.pk}))
         return self._issue_response(issue, status.HTTP_201_CREATED, Location=location)

@@ -13,10 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .. import selectors, services
-from ..access import Access, Action, access_for, default_project_key
+from ..access import Access, Action, access_for
 from ..filters import FILTER_MAX_VALUES, ProjectKeysField, project_ids_param
 from ..idempotency import idempotent
-from ..models import Label, Project
+from ..models import Label
 from ..params import split_values
 from ..serializers import LabelInputSerializer, LabelSerializer, LabelUpdateInputSerializer
 from .common import ID_REGEX, parse_id
@@ -95,12 +95,7 @@ class LabelViewSet(
         data = LabelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        key = fields.pop("project", None) or default_project_key()
-        try:
-            project = self.access.project_by_key(key)
-        except Project.DoesNotExist as exc:  # unknown, or one the caller cannot see: the same answer
-            raise ValidationError({"project": [f"Unknown project '{key}'."]}) from exc
-        self.access.require(project.pk, Action.MANAGE)
+        project = self.access.project_to_write(fields.pop("project", None), Action.MANAGE)
         label = services.label_create(project_id=project.pk, **fields)
         label.project_key = project.key  # type: ignore[attr-defined]  # what label_list annotates
         location = request.build_absolute_uri(reverse("label-detail", kwargs={"pk": label.pk}))
