@@ -1,7 +1,10 @@
-"""CSV import and export of issues: parsing and validation (parse.py, pure functions over text), the import's
-writes (importer.py) and the export (export.py)."""
+"""CSV import and export of issues: the formats the import reads (formats.py: our own and other trackers' exports,
+declared as presets, and the caller's mapping), parsing and validation (parse.py, pure functions over text), the
+import's writes (importer.py) and the export (export.py)."""
 
+from . import formats
 from .export import export_chunks, export_issues, export_row
+from .formats import CsvDateError, MappingError
 from .parse import (
     EXPORT_COLUMNS,
     IMPORT_COLUMNS,
@@ -18,15 +21,18 @@ from .parse import (
 __all__ = [
     "EXPORT_COLUMNS",
     "IMPORT_COLUMNS",
+    "CsvDateError",
     "CsvDecodeError",
     "CsvHeaderError",
     "ImportParser",
     "ImportTooLarge",
+    "MappingError",
     "ParsedRow",
     "RowError",
     "escape_cell",
     "export_chunks",
     "export_issues",
     "export_row",
+    "formats",
     "unescape_cell",
 ]

@@ -11,7 +11,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat, Lower
 from django.utils import timezone
 
 from api.exceptions import database_trouble
@@ -22,6 +23,7 @@ from ..fastpath.session import hold_import_label_locks, long_transaction_budget,
 from ..models import DONE_STATUSES, MAX_ID, EventType, Issue, IssueEvent, Project, Source
 from ..services.common import User, actor_id
 from ..services.labels import labels_ensure
+from . import formats
 from . import parse as csv_io
 
 IMPORT_BATCH_SIZE = 5_000
@@ -38,6 +40,9 @@ class ImportResult:
     errors: list[dict[str, Any]] = dataclass_field(default_factory=list)
     errors_truncated: bool = False
     ignored_columns: list[str] = dataclass_field(default_factory=list)
+    format: str = "native"
+    mapping: dict[str, Any] = dataclass_field(default_factory=dict)
+    unmapped_values: dict[str, dict[str, int]] = dataclass_field(default_factory=dict)
 
     def add_errors(self, row_errors: Iterable[csv_io.RowError]) -> None:
         for error in row_errors:
@@ -55,6 +60,9 @@ class ImportResult:
             "errors": self.errors,
             "errors_truncated": self.errors_truncated,
             "ignored_columns": self.ignored_columns,
+            "format": self.format,
+            "mapping": self.mapping,
+            "unmapped_values": self.unmapped_values,
         }
 
 
@@ -65,6 +73,8 @@ def issue_import_csv(
     chunks: Iterable[bytes],
     dry_run: bool = False,
     batch_size: int | None = None,
+    format_name: str = "auto",
+    mapping: formats.ImportMapping | None = None,
 ) -> ImportResult:
     """Create issues in ``project`` from a CSV upload given as byte chunks (streamed: one batch in memory at a
     time). Whether the actor may import there is the caller's business (``issues.access``, maintainers).
@@ -78,7 +88,16 @@ def issue_import_csv(
     issue number from the project (a sequence is not rolled back): its rows are numbered ``-id`` instead.
     """
     batch_size = batch_size or IMPORT_BATCH_SIZE
-    parser = csv_io.ImportParser(chunks, max_bytes=settings.IMPORT_MAX_BYTES, max_rows=settings.IMPORT_MAX_ROWS)
+    mapping = mapping or formats.ImportMapping()
+    now = timezone.now()
+    parser = csv_io.ImportParser(
+        chunks,
+        max_bytes=settings.IMPORT_MAX_BYTES,
+        max_rows=settings.IMPORT_MAX_ROWS,
+        format_name=format_name,
+        mapping=mapping,
+        now=now,
+    )
     result = ImportResult()
     with transaction.atomic():
         long_transaction_budget()
@@ -87,7 +106,12 @@ def issue_import_csv(
         project = Project.objects.only("id", "key", "visibility").get(pk=project.pk)
         parser.read_header()
         result.ignored_columns = parser.ignored_columns
-        writer = _ImportWriter(project=project, actor_id=actor_id(actor), dry_run=dry_run)
+        result.format = parser.format
+        assert parser.layout is not None
+        result.mapping = parser.layout.effective()
+        writer = _ImportWriter(
+            project=project, actor_id=actor_id(actor), dry_run=dry_run, now=now, users=parser.layout.users
+        )
         rows: list[csv_io.ParsedRow] = []
         row_errors: list[csv_io.RowError] = []
         for item in parser:
@@ -100,6 +124,9 @@ def issue_import_csv(
                 rows, row_errors = [], []
         writer.write_batch(rows, row_errors, result)
         result.total_rows = parser.total_rows
+        result.unmapped_values = {**parser.unmapped_values}
+        if writer.unmapped_users:
+            result.unmapped_values["assignee"] = writer.unmapped_users
         if dry_run:
             transaction.set_rollback(True)
     return result
@@ -109,12 +136,17 @@ class _ImportWriter:
     """Writes validated CSV rows into ``project`` batch by batch with COPY (ids and numbers drawn up front, one
     statement each); the row-by-row fallback uses bulk_create with one row and the id and number drawn for it."""
 
-    def __init__(self, *, project: Project, actor_id: int | None, dry_run: bool) -> None:
+    def __init__(
+        self, *, project: Project, actor_id: int | None, dry_run: bool, now: Any, users: formats.UserMapping
+    ) -> None:
         self.project = project
         self.actor_id = actor_id
         self.dry_run = dry_run
-        self.now = timezone.now()
+        self.now = now
+        self.users = users
         self.user_ids: dict[str, int | None] = {}  # raw assignee cell → user id (None: unknown)
+        self.ambiguous: dict[str, list[str]] = {}  # assignee cells naming several users (by full name) → usernames
+        self.unmapped_users: dict[str, int] = {}  # unknown assignee cells → rows (at most MAX_UNMAPPED_VALUES)
         self.cannot_see: set[str] = set()  # assignee cells naming an active user who cannot see the project
         self.label_ids: dict[str, int] = {}  # lower-cased name → label id, in the project
         self.label_lock_held = False
@@ -135,9 +167,22 @@ class _ImportWriter:
         self._resolve_users(rows)
         valid = []
         cannot_see = self.cannot_see
+        unassign = self.users.unknown == "unassign"
         for row in rows:
-            if row.assignee is not None and self.user_ids[row.assignee] is None:
-                message = f'Unknown or deactivated user "{row.assignee}": no active user has this id or username.'
+            if row.assignee is not None and row.assignee in self.ambiguous:
+                candidates = ", ".join(self.ambiguous[row.assignee])
+                message = (
+                    f'"{row.assignee}" is the name of several users ({candidates}): map it to one with mapping.users.'
+                )
+                errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
+            elif row.assignee is not None and self.user_ids[row.assignee] is None:
+                self._count_unknown(row.assignee)
+                if unassign:
+                    valid.append(row._replace(assignee=None))
+                    continue
+                message = (
+                    f'Unknown or deactivated user "{row.assignee}": no active user has this id, username or full name.'
+                )
                 errors.append(csv_io.RowError(row.line, {"assignee": [message]}))
             elif row.assignee in cannot_see:
                 message = (
@@ -176,31 +221,63 @@ class _ImportWriter:
         errors.sort(key=attrgetter("line"))
         result.add_errors(errors)
 
+    def _count_unknown(self, value: str) -> None:
+        bucket = self.unmapped_users
+        if value in bucket:
+            bucket[value] += 1
+        elif len(bucket) < formats.MAX_UNMAPPED_VALUES:
+            bucket[value] = 1
+
     def _resolve_users(self, rows: list[csv_io.ParsedRow]) -> None:
-        """Map every new assignee cell of the batch to an active user's id (by id first, then username), None
-        when no active user matches: one query; then which of those users cannot see the project
+        """Map every new assignee cell of the batch to an active user's id, None when no active user matches: the
+        caller's ``users`` mapping first (source name → username), then a cell of digits as an id, then the
+        username, then the full name (``first last``, ignoring case; unique matches only, several are
+        ``ambiguous``): two queries at most; then which of those users cannot see the project
         (``users_who_see``): one more query, for the whole batch."""
         wanted = {row.assignee for row in rows if row.assignee is not None and row.assignee not in self.user_ids}
         if not wanted:
             return
-        numeric = {value: int(value) for value in wanted if value.isascii() and value.isdigit() and len(value) <= 19}
+        names = self.users.names
+        target = {value: names.get(value.lower(), value) for value in wanted}
+        numeric = {
+            value: int(name) for value, name in target.items() if name.isascii() and name.isdigit() and len(name) <= 19
+        }
         numeric = {value: pk for value, pk in numeric.items() if 1 <= pk <= MAX_ID}
-        query = Q(username__in=list(wanted))
+        query = Q(username__in=list(set(target.values())))
         if numeric:
             query |= Q(pk__in=list(numeric.values()))
         by_id: set[int] = set()
         by_name: dict[str, int] = {}
+        users = get_user_model().objects.filter(is_active=True)
         # Inactive users are not found: a deactivated account cannot be made an assignee.
-        for pk, username in get_user_model().objects.filter(query, is_active=True).values_list("pk", "username"):
+        for pk, username in users.filter(query).values_list("pk", "username"):
             by_id.add(pk)
             by_name[username] = pk
         found: dict[str, int] = {}
+        missing: dict[str, str] = {}  # cell → lower-cased name to try as a full name
         for value in wanted:
             user_id = numeric.get(value)
-            user_id = user_id if user_id in by_id else by_name.get(value)
+            user_id = user_id if user_id in by_id else by_name.get(target[value])
             self.user_ids[value] = user_id
             if user_id is not None:
                 found[value] = user_id
+            else:
+                missing[value] = target[value].lower()
+        if missing:
+            full_names: dict[str, list[tuple[int, str]]] = {}
+            matches = (
+                users.annotate(full=Lower(Concat(F("first_name"), Value(" "), F("last_name"))))
+                .filter(full__in=list(set(missing.values())))
+                .values_list("full", "pk", "username")
+            )
+            for full, pk, username in matches:
+                full_names.setdefault(full, []).append((pk, username))
+            for value, name in missing.items():
+                candidates = full_names.get(name, [])
+                if len(candidates) == 1:
+                    self.user_ids[value] = found[value] = candidates[0][0]
+                elif candidates:
+                    self.ambiguous[value] = sorted(username for _, username in candidates)
         if found:
             seeing = users_who_see(self.project, found.values())
             self.cannot_see.update(value for value, user_id in found.items() if user_id not in seeing)
@@ -231,6 +308,7 @@ class _ImportWriter:
         """One row with the ORM (the retry of a refused batch): the issue with id ``pk`` and number ``number``, its
         label links and its event."""
         now = self.now
+        resolved = row.resolved_at or (now if row.status in DONE_STATUSES else None)
         Issue.objects.bulk_create(
             [
                 Issue(
@@ -243,14 +321,19 @@ class _ImportWriter:
                     priority=row.priority,
                     assignee_id=self.user_ids[row.assignee] if row.assignee is not None else None,
                     reporter_id=self.actor_id,
-                    created_at=now,
-                    updated_at=now,
-                    resolved_at=now if row.status in DONE_STATUSES else None,
+                    created_at=row.created_at or now,
+                    updated_at=row.updated_at or now,
+                    resolved_at=resolved,
                 )
             ]
         )
         through = Issue.labels.through
         through.objects.bulk_create(through(issue_id=pk, label_id=label_id) for label_id in self._row_label_ids(row))
         IssueEvent.objects.create(
-            issue_id=pk, type=EventType.CREATED, actor_id=self.actor_id, source=Source.IMPORT, timestamp=now, details={}
+            issue_id=pk,
+            type=EventType.CREATED,
+            actor_id=self.actor_id,
+            source=Source.IMPORT,
+            timestamp=now,
+            details={"source_key": row.source_key} if row.source_key else {},
         )

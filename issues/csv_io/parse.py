@@ -2,10 +2,14 @@
 
 Import
     ``ImportParser`` reads an upload as a stream of byte chunks, splits it into physical lines, decodes
-    each line as strict UTF-8 (a BOM on the first line is dropped) and hands them to ``csv.reader``.
+    each line as strict UTF-8 (a BOM on the first line is dropped) and hands them to ``csv.reader``, with the
+    delimiter (comma, semicolon or tab) read from the header line. The header decides the format (formats.py:
+    native, Jira, GitLab, GitHub, or the one asked for) and the caller's mapping over it; the per-row loop then
+    reads the columns the format names, maps values, reads dates and counts the values no map knew.
     Memory holds one chunk and one record, never the file. It yields, in file order, ``ParsedRow``
     (a row that passed validation, values normalised) or ``RowError`` (line number + field errors).
-    Invalid bytes raise ``CsvDecodeError`` naming the line; a bad header raises ``CsvHeaderError``;
+    Invalid bytes raise ``CsvDecodeError`` naming the line; a bad header raises ``CsvHeaderError``; a date the
+    format cannot read raises ``formats.CsvDateError``;
     more than ``max_bytes`` bytes or ``max_rows`` rows raise ``ImportTooLarge``. The caller (the
     import service) decides what to do with those: it rolls back everything.
 
@@ -18,17 +22,30 @@ Cells that a spreadsheet would run as a formula are escaped on export and unesca
 """
 
 import csv
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from itertools import chain
 from typing import Any, NamedTuple
 
 from api.exceptions import DomainError
 
 from ..limits import DESCRIPTION_MAX, LABEL_NAME_MAX, LABELS_PER_ISSUE_MAX, TITLE_MAX, USERNAME_MAX
-from ..models import Priority, Status
+from ..models import DONE_STATUSES, Priority, Status
+from . import formats
 
-IMPORT_COLUMNS = ("title", "description", "status", "priority", "assignee", "labels")
+IMPORT_COLUMNS = (
+    "title",
+    "description",
+    "status",
+    "priority",
+    "assignee",
+    "labels",
+    "created_at",
+    "updated_at",
+    "resolved_at",
+)
 EXPORT_COLUMNS = (
     "id",
     "project",
@@ -51,6 +68,10 @@ MAX_DESCRIPTION = DESCRIPTION_MAX
 MAX_LABEL = LABEL_NAME_MAX
 MAX_LABELS_PER_ISSUE = LABELS_PER_ISSUE_MAX
 MAX_USERNAME = USERNAME_MAX
+MAX_ASSIGNEE = 2 * USERNAME_MAX  # a full name ("Nick Nestle") may be longer than a username
+MAX_SOURCE_KEY = 100
+_QUOTED = re.compile(r'"[^"]*"')
+DONE = frozenset(status.value for status in DONE_STATUSES)
 
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 STATUSES = frozenset(Status.values)
@@ -76,7 +97,7 @@ class CsvDecodeError(DomainError):
 
 
 class CsvHeaderError(DomainError):
-    """The header row is missing, lacks ``title`` or repeats a column (a 400)."""
+    """The header row is missing, too long or too wide, lacks a title column or (native) repeats a column (a 400)."""
 
     code = "invalid_header"
 
@@ -96,7 +117,8 @@ class ImportTooLarge(DomainError):
 
 
 class ParsedRow(NamedTuple):
-    """A row that passed validation. ``assignee`` is the raw id-or-username (None when empty)."""
+    """A row that passed validation. ``assignee`` is the raw id, username or name (None when empty); the times are
+    None when the file has none (the import's time is used), ``source_key`` the source tracker's key."""
 
     line: int
     title: str
@@ -105,6 +127,10 @@ class ParsedRow(NamedTuple):
     priority: str
     assignee: str | None
     labels: tuple[str, ...]
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    source_key: str | None = None
 
 
 class RowError(NamedTuple):
@@ -192,25 +218,45 @@ class _LineSource:
                 found.extend(lines[low - start : high - start + 1])
         return found
 
-    def reader(self, replay: list[bytes]) -> "Any":
-        return csv.reader(map(bytes.decode, chain(replay, self.stream)), strict=True)
+    def reader(self, replay: list[bytes], delimiter: str = ",") -> "Any":
+        return csv.reader(map(bytes.decode, chain(replay, self.stream)), delimiter=delimiter, strict=True)
 
 
 class ImportParser:
-    """Validates a CSV upload row by row. Call ``read_header()``, then iterate."""
+    """Validates a CSV upload row by row, in the format ``format_name`` (``auto``: recognised from the header) with
+    the caller's ``mapping`` over the format's preset (formats.py). Call ``read_header()``, then iterate."""
 
-    def __init__(self, chunks: Iterable[bytes], *, max_bytes: int, max_rows: int) -> None:
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        *,
+        max_bytes: int,
+        max_rows: int,
+        format_name: str = "native",
+        mapping: formats.ImportMapping | None = None,
+        now: datetime | None = None,
+    ) -> None:
         # A single field may legitimately be as big as the file (and is then reported as too long).
         if csv.field_size_limit() < max_bytes + 1:
             csv.field_size_limit(max_bytes + 1)
         self._source = _LineSource(chunks, max_bytes)
-        self._reader = self._source.reader([])
+        self._reader: Any = None
         self._base = 0  # line number of the line before the first line of the current reader
         self.max_rows = max_rows
+        self.format_name = format_name
+        self.mapping = mapping or formats.ImportMapping()
+        self.now = now or datetime.now(UTC)
+        self.delimiter = ","
+        self.layout: formats.Layout | None = None
         self.columns: dict[str, int] = {}
         self.ignored_columns: list[str] = []
         self.width = 0
         self.total_rows = 0
+        # Per field, each source value no map knew and how many rows carried it (at most MAX_UNMAPPED_VALUES).
+        self.unmapped_values: dict[str, dict[str, int]] = {}
+
+    def _reader_from(self, replay: list[bytes]) -> Any:
+        return self._source.reader(replay, self.delimiter)
 
     def _next_record(self) -> tuple[int, int, list[str]] | RowError | None:
         """The next non-blank record with its first and last line, a RowError for one csv cannot parse,
@@ -229,56 +275,98 @@ class ImportParser:
             except csv.Error as exc:
                 # Report the record at its first line; read the lines after that one again, with a fresh reader.
                 end = self._base + reader.line_num
-                self._reader = source.reader(source.lines_between(start + 1, end))
+                self._reader = self._reader_from(source.lines_between(start + 1, end))
                 self._base = start
                 message = "Unterminated quoted field." if "end of data" in str(exc) else f"Malformed CSV: {exc}."
                 return RowError(start, {"non_field_errors": [message]})
             if cells:
                 return start, self._base + reader.line_num, cells
 
+    def _sniff(self) -> list[bytes]:
+        """The lines up to the first non-blank one (the header line), read raw: its delimiter is the one of comma,
+        semicolon and tab that occurs most often outside quotes (comma on a tie), and it may be at most
+        ``MAX_HEADER_BYTES`` long (a 400 naming the size; nothing more is read)."""
+        lines: list[bytes] = []
+        for raw in self._source.stream:
+            lines.append(raw)
+            if len(raw) > formats.MAX_HEADER_BYTES:
+                raise CsvHeaderError(
+                    f"The header line is {len(raw)} bytes long; at most {formats.MAX_HEADER_BYTES} are accepted."
+                )
+            if raw.strip():
+                break
+        if lines:
+            try:
+                text = _QUOTED.sub("", lines[-1].decode())
+            except UnicodeDecodeError:
+                raise CsvDecodeError(len(lines)) from None
+            counts = {delimiter: text.count(delimiter) for delimiter in (",", ";", "\t")}
+            best = max(counts.values())
+            if best:
+                self.delimiter = next(d for d, count in counts.items() if count == best)
+        return lines
+
     def read_header(self) -> None:
+        self._reader = self._reader_from(self._sniff())
         record = self._next_record()
         if record is None:
             raise CsvHeaderError("The file is empty; a header row naming the columns is required.")
         if isinstance(record, RowError):
             raise CsvHeaderError(f"The header row (line {record.line}) is not valid CSV.")
         cells = record[2]
-        seen: dict[str, int] = {}
-        duplicates: list[str] = []
-        for index, cell in enumerate(cells):
-            name = cell.strip().lower()
-            if not name:
-                continue
-            if name in seen:
-                duplicates.append(name)
-                continue
-            seen[name] = index
-            if name not in IMPORT_COLUMNS:
-                self.ignored_columns.append(cell.strip())
-        if duplicates:
-            raise CsvHeaderError(f"Duplicated column(s) in the header: {', '.join(sorted(set(duplicates)))}.")
-        if "title" not in seen:
-            raise CsvHeaderError("The header has no 'title' column (columns: " + ", ".join(IMPORT_COLUMNS) + ").")
-        self.columns = {name: index for name, index in seen.items() if name in IMPORT_COLUMNS}
+        try:
+            layout = formats.resolve(cells, self.format_name, self.mapping)
+        except formats.HeaderProblem as exc:
+            raise CsvHeaderError(str(exc)) from None
+        self.layout = layout
+        self.ignored_columns = layout.ignored_columns
+        self.columns = {name: where[0] for name, where in layout.indices.items()}
         self.width = len(cells)
 
+    @property
+    def format(self) -> str:
+        return self.layout.preset.name if self.layout else self.format_name
+
+    def _unmapped(self, name: str, raw: str) -> None:
+        bucket = self.unmapped_values.setdefault(name, {})
+        value = raw.strip()[:100]
+        if value in bucket:
+            bucket[value] += 1
+        elif len(bucket) < formats.MAX_UNMAPPED_VALUES:
+            bucket[value] = 1
+
     def __iter__(self) -> Iterator[ParsedRow | RowError]:
-        """The rows, validated. The per-row work is kept in this one loop on purpose (no helper call, no dict
-        unless the row has errors, set lookups for the choices): it caps the speed of the whole import."""
-        col = self.columns
+        """The rows, validated. The per-row work is kept in this one loop on purpose (no helper call for the common
+        cells, no dict unless the row has errors, dict lookups for the value maps): it caps the speed of the whole
+        import."""
+        layout = self.layout
+        assert layout is not None, "read_header() first"
+        indices = layout.indices
         width = self.width
         max_rows = self.max_rows
-        ti = col["title"]
-        di = col.get("description")
-        si = col.get("status")
-        pi = col.get("priority")
-        ai = col.get("assignee")
-        li = col.get("labels")
-        names = {index: name for name, index in col.items()}
+        now = self.now
+
+        def one(name: str) -> int | None:
+            return indices[name][0] if name in indices else None
+
+        ti = indices["title"][0]
+        di, si, sci = one("description"), one("status"), one("status_category")
+        pi, ai = one("priority"), one("assignee")
+        ci, ui, ri, ki = one("created_at"), one("updated_at"), one("resolved_at"), one("source_key")
+        label_indices = indices.get("labels")
+        li = label_indices[0] if label_indices and len(label_indices) == 1 else None
+        repeated_labels = label_indices if label_indices and len(label_indices) > 1 else None
+        first_of_list = "assignee" in layout.preset.first_of_list
+        date_parser, expected = formats.DATE_PARSERS[layout.preset.dates]
+        parse_date = date_parser()
+        header_names = layout.header_names
+        names = {index: name for name, index in self.columns.items()}
         source = self._source
         make_row = ParsedRow._make
-        statuses, priorities = STATUSES, PRIORITIES
+        statuses, priorities = layout.statuses, layout.priorities
+        hint = "" if layout.preset is formats.NATIVE else " Map it with mapping.values.{}."
         default_status, default_priority = DEFAULT_STATUS, DEFAULT_PRIORITY
+        done = DONE
         while True:
             reader = self._reader
             base = self._base
@@ -322,18 +410,33 @@ class ImportParser:
                                 ]
 
                     status = default_status
-                    if si is not None:
-                        status, error = _choice(cells[si], statuses, default_status)
-                        if error:
+                    raw = cells[si] if si is not None else ""
+                    if raw:
+                        mapped = statuses.get(raw)
+                        if mapped is None:
+                            mapped = statuses.get(raw.strip().lower()) if raw.strip() else default_status
+                        if mapped is None:
+                            self._unmapped("status", raw)
                             errors = errors or {}
-                            errors["status"] = [error]
+                            errors["status"] = [_choice_error(raw, STATUSES) + hint.format("status")]
+                        else:
+                            status = mapped
+                    elif sci is not None and cells[sci].strip():
+                        status = formats.JIRA_STATUS_CATEGORIES.get(cells[sci].strip().lower(), default_status)
 
                     priority = default_priority
                     if pi is not None:
-                        priority, error = _choice(cells[pi], priorities, default_priority)
-                        if error:
-                            errors = errors or {}
-                            errors["priority"] = [error]
+                        raw = cells[pi]
+                        if raw:
+                            mapped = priorities.get(raw)
+                            if mapped is None:
+                                mapped = priorities.get(raw.strip().lower()) if raw.strip() else default_priority
+                            if mapped is None:
+                                self._unmapped("priority", raw)
+                                errors = errors or {}
+                                errors["priority"] = [_choice_error(raw, PRIORITIES) + hint.format("priority")]
+                            else:
+                                priority = mapped
 
                     assignee = None
                     if ai is not None:
@@ -341,28 +444,85 @@ class ImportParser:
                         if raw:
                             if raw[0] == "'":
                                 raw = unescape_cell(raw)
+                            if first_of_list:
+                                raw = raw.split(",", 1)[0]
                             raw = raw.strip()
                             if raw:
                                 if "\x00" in raw:
                                     errors = errors or {}
                                     errors["assignee"] = [NUL_ERROR]
-                                elif len(raw) > MAX_USERNAME:
+                                elif len(raw) > MAX_ASSIGNEE:
                                     errors = errors or {}
-                                    errors["assignee"] = ["Unknown user: no user has this id or username."]
+                                    errors["assignee"] = ["Unknown user: no user has this id, username or name."]
                                 else:
                                     assignee = raw
 
                     labels: tuple[str, ...] = ()
-                    if li is not None and cells[li]:
-                        labels, label_error = _parse_labels(cells[li])
+                    cell = cells[li] if li is not None else ""
+                    if repeated_labels is not None:
+                        cell = ",".join([value for index in repeated_labels if (value := cells[index])])
+                    if cell:
+                        labels, label_error = _parse_labels(cell)
                         if label_error:
                             errors = errors or {}
                             errors["labels"] = [label_error]
 
+                    created: datetime | None = None
+                    updated: datetime | None = None
+                    resolved: datetime | None = None
+                    if ci is not None or ui is not None or ri is not None:
+                        dates: list[datetime | None] = []
+                        for index, name in ((ci, "created_at"), (ui, "updated_at"), (ri, "resolved_at")):
+                            value = cells[index].strip() if index is not None else ""
+                            if not value:
+                                dates.append(None)
+                                continue
+                            try:
+                                moment = parse_date(value)
+                            except (ValueError, OverflowError):
+                                raise formats.CsvDateError(line, header_names[name], value, expected) from None
+                            if moment > now:
+                                errors = errors or {}
+                                errors[name] = [f"{value[:50]} is in the future."]
+                            dates.append(moment)
+                        created, updated, resolved = dates
+                        if resolved is not None:
+                            if status not in done:
+                                errors = errors or {}
+                                errors["resolved_at"] = [
+                                    f"Only resolved or closed issues have a resolution time (the status is {status})."
+                                ]
+                            elif created is not None and resolved < created:
+                                errors = errors or {}
+                                errors["resolved_at"] = ["The resolution time is before the creation time."]
+                            elif created is None:
+                                created = resolved  # nothing says when it was created: not after its resolution
+                        if updated is not None and created is not None and updated < created:
+                            errors = errors or {}
+                            errors["updated_at"] = ["The update time is before the creation time."]
+
+                    source_key = None
+                    if ki is not None:
+                        source_key = cells[ki].strip()[:MAX_SOURCE_KEY] or None
+
                     if errors:
                         yield RowError(line, errors)
                     else:
-                        yield make_row((line, title, description, status, priority, assignee, labels))
+                        yield make_row(
+                            (
+                                line,
+                                title,
+                                description,
+                                status,
+                                priority,
+                                assignee,
+                                labels,
+                                created,
+                                updated,
+                                resolved,
+                                source_key,
+                            )
+                        )
                 return
             except UnicodeDecodeError:
                 raise CsvDecodeError(base + reader.line_num + 1) from None
@@ -370,7 +530,7 @@ class ImportParser:
                 # Report the record at its first line; read the lines after that one again, with a fresh reader.
                 start = base + previous + 1
                 end = base + reader.line_num
-                self._reader = source.reader(source.lines_between(start + 1, end))
+                self._reader = self._reader_from(source.lines_between(start + 1, end))
                 self._base = start
                 self.total_rows += 1
                 if self.total_rows > max_rows:
@@ -396,19 +556,6 @@ def _title_error(title: str) -> str:
     if not title:
         return BLANK_ERROR
     return f"Ensure this field has no more than {MAX_TITLE} characters."
-
-
-def _choice(raw: str, choices: frozenset[str], default: str) -> tuple[str, str | None]:
-    """A status or priority cell: an exact match first (the common case), then ignoring case and surrounding
-    spaces; blank means ``default``. Returns the value and an error message (or None)."""
-    if raw in choices:
-        return raw, None
-    cleaned = raw.strip().lower()
-    if not cleaned:
-        return default, None
-    if cleaned in choices:
-        return cleaned, None
-    return default, _choice_error(raw, choices)
 
 
 def _choice_error(value: str, choices: frozenset[str]) -> str:

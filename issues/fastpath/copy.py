@@ -4,6 +4,7 @@ sequence, one query, by the importer). The COPY text is built here (escaping onl
 written in one piece per table: much cheaper than one ``write_row`` call per row, and than ``bulk_create`` (see
 docs/performance.md)."""
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,13 @@ def _copy_text(value: str) -> str:
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_COPY_ESCAPES)
     return value
+
+
+def _details(source_key: str | None) -> str:
+    """The ``created`` event's details in COPY text: the source tracker's key when the row had one."""
+    if not source_key:
+        return "{}"
+    return _copy_text(json.dumps({"source_key": source_key}))
 
 
 def _copy_statement(model: Any, columns: str) -> sql.Composed:
@@ -69,7 +77,9 @@ class CopyWriter:
         label_ids: Callable[[Any], set[int]],
     ) -> None:
         """Insert ``rows`` whole, the i-th with id ``ids[i]`` and number ``numbers[i]``: the issues (assignee cells
-        mapped by ``user_ids``), their label links (``label_ids(row)``) and one ``created`` event each."""
+        mapped by ``user_ids``), their label links (``label_ids(row)``) and one ``created`` event each. A row's times
+        are the file's when it has them, else the import's (``resolved_at`` only for a resolved or closed row); the
+        event keeps the import's time, with the source's key in its details."""
         now, actor, project, text = self.now, self.actor, self.project, _copy_text
         with connection.cursor() as cursor:
             raw = cursor.cursor
@@ -77,10 +87,13 @@ class CopyWriter:
                 lines = []
                 for pk, number, row in zip(ids, numbers, rows, strict=True):
                     assignee = str(user_ids[row.assignee]) if row.assignee is not None else NULL
-                    resolved = now if row.status in _DONE else NULL
+                    resolved = row.resolved_at
+                    resolved = resolved.isoformat() if resolved is not None else now if row.status in _DONE else NULL
+                    created = row.created_at.isoformat() if row.created_at is not None else now
+                    updated = row.updated_at.isoformat() if row.updated_at is not None else now
                     lines.append(
                         f"{pk}\t{project}\t{number}\t{text(row.title)}\t{text(row.description)}\t{row.status}\t"
-                        f"{row.priority}\t{assignee}\t{actor}\t1\t{now}\t{now}\t{resolved}\n"
+                        f"{row.priority}\t{assignee}\t{actor}\t1\t{created}\t{updated}\t{resolved}\n"
                     )
                 with raw.copy(_ISSUES) as copy:
                     copy.write("".join(lines))
@@ -93,6 +106,10 @@ class CopyWriter:
                 if links:
                     with raw.copy(_LINKS) as copy:
                         copy.write("".join(links))
-                event_tail = f"\t{EventType.CREATED.value}\t{now}\t{actor}\t{Source.IMPORT.value}\t{{}}\n"
+                event_head = f"\t{EventType.CREATED.value}\t{now}\t{actor}\t{Source.IMPORT.value}\t"
                 with raw.copy(_EVENTS) as copy:
-                    copy.write("".join(f"{pk}{event_tail}" for pk in ids))
+                    copy.write(
+                        "".join(
+                            f"{pk}{event_head}{_details(row.source_key)}\n" for pk, row in zip(ids, rows, strict=True)
+                        )
+                    )

@@ -3,6 +3,7 @@
 
 import re
 from collections.abc import Iterator
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
@@ -12,9 +13,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, UnsupportedMediaType, ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.viewsets import GenericViewSet
 
 from .. import csv_io, services
@@ -38,7 +41,25 @@ BULK_CONFLICT = inline_serializer(
     "BulkStatusConflict",
     {"detail": serializers.CharField(), "conflicts": serializers.ListField(child=serializers.DictField())},
 )
-IMPORT_UPLOAD = inline_serializer("CsvImportUpload", {"file": serializers.FileField()})
+
+
+class CsvImportUploadSerializer(serializers.Serializer):
+    """The import's multipart form (the browsable API renders it): the file, its format, the mapping over the format's
+    preset and whether to only preview. ``format``, ``mapping`` and ``dry_run`` may be query parameters instead."""
+
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=csv_io.formats.FORMATS, default="auto", required=False)
+    mapping = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        style={"base_template": "textarea.html"},
+        help_text='JSON: {"columns": {...}, "values": {"status": {...}, "priority": {...}}, "users": {...}, '
+        '"unknown_users": "error|unassign"}',
+    )
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+
+IMPORT_UPLOAD = CsvImportUploadSerializer
 IMPORT_RESULT = inline_serializer(
     "CsvImportResult",
     {
@@ -48,8 +69,27 @@ IMPORT_RESULT = inline_serializer(
         "errors": serializers.ListField(child=serializers.DictField()),
         "errors_truncated": serializers.BooleanField(),
         "ignored_columns": serializers.ListField(child=serializers.CharField()),
+        "format": serializers.CharField(),
+        "mapping": serializers.DictField(),
+        "unmapped_values": serializers.DictField(child=serializers.DictField(child=serializers.IntegerField())),
     },
 )
+
+
+class _NoFormatOverride:
+    """DRF's settings, except that no query parameter picks the renderer (``URL_FORMAT_OVERRIDE``)."""
+
+    URL_FORMAT_OVERRIDE = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(api_settings, name)
+
+
+class ImportContentNegotiation(DefaultContentNegotiation):
+    """For the import, ``?format=`` is the CSV's format (``jira``, ``gitlab``, ...), not DRF's renderer override
+    (which would answer 404 to a format it has no renderer for); the ``Accept`` header still picks the renderer."""
+
+    settings = cast(Any, _NoFormatOverride())
 
 
 class ImportSizeLimitHandler(FileUploadHandler):
@@ -109,8 +149,31 @@ def import_project(request: Request) -> Project:
     return project
 
 
+def import_options(request: Request) -> tuple[str, csv_io.formats.ImportMapping, bool]:
+    """The import's ``format``, ``mapping`` and ``dry_run``: query parameters, or fields of the multipart form (read
+    after ``import_chunks``, which parses it). A bad one is a 400 naming it, before a row is read."""
+    fields = request._request.POST if request.content_type.startswith("multipart/form-data") else {}
+
+    def option(name: str) -> str | None:
+        value = request.query_params.get(name)
+        return value if value is not None else fields.get(name)
+
+    format_name = csv_io.formats.parse_format(option("format"))
+    mapping = csv_io.formats.parse_mapping(option("mapping"))
+    dry_run = parse_flag({"dry_run": option("dry_run") or ""}, "dry_run")
+    return format_name, mapping, dry_run
+
+
 class BulkAndCsvActions(GenericViewSet):
     """``bulk-status``, ``import`` and ``export`` on the issue collection."""
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        # The import's form in the browsable API: the file, format, mapping and dry run (IssueViewSet's
+        # get_serializer_class knows the issue's serializers only).
+        if getattr(self, "action", None) == "import_csv":
+            kwargs.setdefault("context", self.get_serializer_context())
+            return CsvImportUploadSerializer(*args, **kwargs)
+        return super().get_serializer(*args, **kwargs)
 
     @extend_schema(
         request=inline_serializer(
@@ -132,22 +195,36 @@ class BulkAndCsvActions(GenericViewSet):
         parameters=[
             OpenApiParameter("project", str, required=False, description="the project's key (default project)"),
             OpenApiParameter("dry_run", bool, required=False),
+            OpenApiParameter("format", str, required=False, enum=csv_io.formats.FORMATS, description="default auto"),
+            OpenApiParameter("mapping", str, required=False, description="JSON object overriding the format's preset"),
         ],
         responses={
             200: IMPORT_RESULT,
-            400: OpenApiResponse(description="bad header or encoding"),
+            400: OpenApiResponse(description="bad header, encoding, date, format or mapping"),
             403: OpenApiResponse(description="not a maintainer of the project"),
             404: OpenApiResponse(description="no such project (or one the caller cannot see)"),
             413: None,
         },
     )
-    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser])
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser],
+        content_negotiation_class=ImportContentNegotiation,
+    )
     @idempotent
     def import_csv(self, request: Request) -> Response:
         project = import_project(request)
-        dry_run = parse_flag(request.query_params, "dry_run")
+        chunks = import_chunks(request)
+        format_name, mapping, dry_run = import_options(request)
         result = services.issue_import_csv(
-            actor=request.user, project=project, chunks=import_chunks(request), dry_run=dry_run
+            actor=request.user,
+            project=project,
+            chunks=chunks,
+            dry_run=dry_run,
+            format_name=format_name,
+            mapping=mapping,
         )
         return Response(result.as_dict())
 

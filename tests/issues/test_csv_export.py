@@ -3,13 +3,15 @@ project and key), formula cells escaped, and an export that imports back unchang
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from issues import csv_io
-from issues.models import Issue, Label, Role, Visibility
+from issues.models import Issue, IssueEvent, Label, Role, Visibility
 from tests.factories import IssueFactory, LabelFactory, ProjectFactory, UserFactory, add_member, default_project
 from tests.helpers import make_client, post_csv, streamed_csv_rows
 
@@ -145,6 +147,12 @@ def test_export_then_import_into_another_project_reproduces_every_issue(maintain
         issue = IssueFactory(title=title, description=description, status=status, priority=priority, assignee=assignee)
         main = default_project()
         issue.labels.add(*(Label.objects.get_or_create(project=main, name=name)[0] for name in label_names))
+        # History from before the import: the copy must keep it (created, updated and resolved times).
+        days = timedelta(days=len(title))
+        resolved_at = timezone.now() - days / 2 if status in ("resolved", "closed") else None
+        Issue.objects.filter(pk=issue.pk).update(
+            created_at=timezone.now() - days, updated_at=timezone.now() - days / 3, resolved_at=resolved_at
+        )
     # The copy is private: the assignees must be able to see it, so they are its viewers.
     copy = ProjectFactory(key="COPY", visibility=Visibility.PRIVATE)
     add_member(UserFactory(username="copier"), copy, Role.MAINTAINER)
@@ -160,6 +168,9 @@ def test_export_then_import_into_another_project_reproduces_every_issue(maintain
                 issue.priority,
                 issue.assignee_id,
                 tuple(sorted(label.name for label in issue.labels.all())),
+                issue.created_at,
+                issue.updated_at,
+                issue.resolved_at,
             )
             for issue in Issue.objects.filter(project=project).prefetch_related("labels")
         )
@@ -173,10 +184,11 @@ def test_export_then_import_into_another_project_reproduces_every_issue(maintain
     assert imported.status_code == 200, imported.content
     data = imported.json()
     assert (data["created"], data["failed"]) == (len(tricky), 0), data["errors"]
-    assert sorted(data["ignored_columns"]) == sorted(
-        ["id", "project", "key", "reporter", "version", "created_at", "updated_at", "resolved_at"]
-    )
-    assert snapshot(copy) == before
+    assert sorted(data["ignored_columns"]) == sorted(["id", "project", "reporter", "version"])
+    assert snapshot(copy) == before  # dates included: the export's created_at, updated_at, resolved_at are read
+    # Each copy's created event keeps the original's key (the export's ``key`` column) as its source key.
+    source_keys = IssueEvent.objects.filter(issue__project=copy).values_list("details__source_key", flat=True)
+    assert sorted(source_keys) == sorted(issue.key for issue in Issue.objects.filter(project=default_project()))
     assert snapshot(default_project()) == before
     # The labels were created in the copy, with the same names; the copy's issues are COPY-1.. in file order.
     assert sorted(Label.objects.filter(project=copy).values_list("name", flat=True)) == sorted(

@@ -47,14 +47,18 @@ def test_import_creates_issues_with_labels_assignee_and_created_event(maintainer
     response = post(maintainer_client, body)
 
     assert response.status_code == 200, response.content
-    assert response.json() == {
+    data = response.json()
+    assert {key: value for key, value in data.items() if key != "mapping"} == {
         "total_rows": 3,
         "created": 3,
         "failed": 0,
         "errors": [],
         "errors_truncated": False,
         "ignored_columns": [],
+        "format": "native",
+        "unmapped_values": {},
     }
+    assert data["mapping"]["columns"] == {name: name for name in IMPORT_HEADER}
     issues = {issue.title: issue for issue in Issue.objects.prefetch_related("labels")}
     login, crash, plain = issues["Login fails"], issues["Crash on save"], issues["Plain"]
     assert (login.status, login.priority, login.assignee_id) == ("in_progress", "high", alice.pk)
