@@ -136,11 +136,18 @@ DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
 # transaction), so PostgreSQL gets half of it.
 DB_STATEMENT_TIMEOUT_MS = env_int("DB_STATEMENT_TIMEOUT_MS", 30_000)
 DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
+# The planner's price of a random page read, relative to a sequential one (PostgreSQL's default, 4.0, models
+# spinning disks). A tracker's working set is in memory or on SSD, where 1.1 is the usual setting; at 4.0 the
+# planner scanned the whole label and project tables once per listed issue instead of probing their primary keys
+# (the list's first page statement took 0.62 ms instead of 0.30 ms at 100,000 issues in 20 projects; figures in
+# docs/performance.md). A string, sent like the timeouts; empty leaves the server's setting.
+DB_RANDOM_PAGE_COST = os.environ.get("DB_RANDOM_PAGE_COST", "1.1").strip()
 DATABASES["default"]["OPTIONS"]["options"] = " ".join(
     [
         DATABASES["default"]["OPTIONS"].get("options", ""),
         f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
         f"-c lock_timeout={(DB_LOCK_TIMEOUT_MS + 1) // 2}",
+        f"-c random_page_cost={float(DB_RANDOM_PAGE_COST)}" if DB_RANDOM_PAGE_COST else "",
     ]
 ).strip()
 
