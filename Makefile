@@ -9,7 +9,7 @@ DEMO_USER ?= admin
 DEMO_PASSWORD ?= admin-demo-password
 DEVDB := $(PY) -m devdb
 
-.PHONY: install run demo test test-fast lint check bench bench-full clean fuzz e2e db-start db-stop
+.PHONY: install run demo worker test test-fast lint check bench bench-full clean fuzz e2e db-start db-stop
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,19 @@ demo: install
 	@set -e; $(use_devdb); \
 	$(PY) manage.py migrate --noinput; \
 	$(PY) manage.py seed_demo $(DEMO_ARGS)
+
+# A Celery worker for the broker of CELERY_BROKER_URL (required, e.g. redis://127.0.0.1:6379/0; the web processes
+# need the same value), with beat (-B) for the periodic webhook sweep: run beat once per deployment, so further
+# workers run `.venv/bin/celery -A issue_tracker worker` without -B (docs/deployment.md, "Background work").
+# WORKER_ARGS adds options, e.g. WORKER_ARGS="--pool threads --concurrency 16" for many webhook deliveries.
+WORKER_ARGS ?=
+worker: install
+	@if [ -z "$$CELERY_BROKER_URL" ]; then \
+		echo "CELERY_BROKER_URL is not set (e.g. redis://127.0.0.1:6379/0); without it tasks run in the web process." >&2; \
+		exit 2; \
+	fi
+	@set -e; $(use_devdb); \
+	$(VENV)/bin/celery -A issue_tracker worker -B --schedule $(VENV)/celerybeat-schedule --loglevel INFO $(WORKER_ARGS)
 
 # The whole suite (see pytest_on_postgres below: DATABASE_URL, else a throwaway embedded PostgreSQL).
 # pytest with the given arguments on PostgreSQL: DATABASE_URL if set, else a throwaway

@@ -13,5 +13,6 @@ urlpatterns = [
     re_path(r"^docs/?$", views.PublicDocsView.as_view(url_name="schema"), name="docs"),
     path("reports/", include("reports.urls")),
     path("", include("issues.urls")),
+    path("", include("hooks.urls")),
     re_path(r"^.*$", views.api_not_found),
 ]

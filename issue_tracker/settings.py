@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "api",
     "issues",
     "reports",
+    "hooks",
 ]
 
 MIDDLEWARE = [
@@ -195,6 +196,45 @@ IDEMPOTENCY_TTL_SECONDS = env_int("IDEMPOTENCY_TTL_SECONDS", 24 * 60 * 60)  # Id
 IMPORT_STATEMENT_TIMEOUT_MS = env_int("IMPORT_STATEMENT_TIMEOUT_MS", 600_000)
 # Retry-After (seconds) on a 503 that says the database is unavailable, busy or too slow.
 DB_RETRY_AFTER_SECONDS = env_int("DB_RETRY_AFTER_SECONDS", 5)
+
+# Celery (issue_tracker/celery.py; docs/webhooks.md, docs/deployment.md). With CELERY_BROKER_URL (Redis:
+# redis://host:6379/0, RabbitMQ: amqp://user:password@host:5672//) tasks go to `celery -A issue_tracker worker`
+# (`make worker`). Without it (the `make run` default) they run in the web process: a task handed off after a commit
+# runs right then, in-process (CELERY_TASK_ALWAYS_EAGER), and a webhook retry on a timer thread of that process.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")  # deployments sharing one broker: one each
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves its message to be delivered again
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A hand-off to a broker that is down fails fast (the request has committed; the sweep hands the work off later).
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 2)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis: a message not acknowledged within the visibility timeout is delivered again; it must exceed the longest
+# countdown (the last webhook retry delay).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3 * 60 * 60),
+    "socket_connect_timeout": CELERY_BROKER_CONNECTION_TIMEOUT,
+}
+
+# Webhooks (docs/webhooks.md). Targets on loopback/private/link-local/reserved addresses are refused unless
+# WEBHOOK_ALLOW_PRIVATE_TARGETS=1. An attempt times out after WEBHOOK_TIMEOUT_SECONDS; a failed one is retried after
+# each of WEBHOOK_RETRY_DELAYS (seconds; 5 delays = 6 attempts over about an hour), then the delivery is failed; after
+# WEBHOOK_DISABLE_AFTER_FAILURES failed deliveries in a row the webhook is deactivated. Every WEBHOOK_SWEEP_SECONDS
+# (beat) the sweep hands off deliveries due for more than WEBHOOK_SWEEP_GRACE_SECONDS (a failed hand-off).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+WEBHOOK_RETRY_DELAYS = [int(item) for item in env_list("WEBHOOK_RETRY_DELAYS", "30,120,300,900,2400")]
+WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20)
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 30)
+WEBHOOK_SWEEP_GRACE_SECONDS = env_int("WEBHOOK_SWEEP_GRACE_SECONDS", 60)
+# How long a claimed attempt holds its delivery: if its worker dies, the delivery is due again after this.
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "webhooks-sweep": {"task": "hooks.sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["issues.access.ProjectPermission"],

@@ -16,6 +16,7 @@ from django.db.models.functions import Concat, Lower
 from django.utils import timezone
 
 from api.exceptions import database_trouble
+from hooks.outbox import record_import
 
 from ..access import users_who_see
 from ..fastpath.copy import CopyWriter
@@ -129,6 +130,13 @@ def issue_import_csv(
             result.unmapped_values["assignee"] = writer.unmapped_users
         if dry_run:
             transaction.set_rollback(True)
+        elif result.created:
+            # One ``issues.imported`` webhook event per import (not one per row), in the import's transaction.
+            record_import(
+                project.pk,
+                actor,
+                {"total_rows": result.total_rows, "created": result.created, "failed": result.failed},
+            )
     return result
 
 

@@ -9,6 +9,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.exceptions import DomainError
+from hooks.events import ISSUE_UPDATED
+from hooks.outbox import record_issue_event
 
 from .. import events
 from ..access import Access, Action
@@ -143,6 +145,10 @@ def issue_bulk_set_status(
 
     if changes:
         write_status_changes(changes, actor_id=actor_id(actor), source=source, now=now)
+        # One issue.updated per changed issue, all in one INSERT … SELECT.
+        record_issue_event(
+            event=ISSUE_UPDATED, issue_ids=[change[0] for change in changes], actor=actor, source=source, now=now
+        )
     return {"updated": len(changes), "unchanged": len(items) - len(changes), "results": results}
 
 

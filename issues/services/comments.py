@@ -3,6 +3,9 @@
 from django.db import transaction
 from django.utils import timezone
 
+from hooks.events import ISSUE_COMMENTED
+from hooks.outbox import record_issue_event
+
 from .. import events
 from ..models import Comment, EventType, Issue, IssueEvent, Source
 from .common import User, actor_id
@@ -26,4 +29,5 @@ def comment_create(*, issue_id: int, author: User, body: str, source: str = Sour
         timestamp=now,
         details={"comment_id": comment.pk, "excerpt": events.comment_excerpt(body)},
     )
+    record_issue_event(event=ISSUE_COMMENTED, issue_ids=[issue_id], actor=author, source=source, now=now)
     return comment

@@ -7,6 +7,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from hooks.events import ISSUE_CREATED, ISSUE_UPDATED
+from hooks.outbox import record_issue_event
+
 from .. import events
 from ..access import Access, Action, user_can_see
 from ..exceptions import AssigneeCannotSee, VersionConflict
@@ -61,6 +64,7 @@ def issue_create(
         issue=issue, type=EventType.CREATED, actor_id=actor_id(actor), source=source, timestamp=now, details={}
     )
     remember_labels(issue, label_objs)
+    record_issue_event(event=ISSUE_CREATED, issue_ids=[issue.pk], actor=actor, source=source, now=now)
     return issue
 
 
@@ -147,6 +151,7 @@ def issue_update(
     IssueEvent.objects.bulk_create(
         events.build_events(issue_id=issue.pk, changes=diff, actor_id=actor_id(actor), source=source, timestamp=now)
     )
+    record_issue_event(event=ISSUE_UPDATED, issue_ids=[issue.pk], actor=actor, source=source, now=now)
     return issue, True
 
 

@@ -29,6 +29,9 @@ DETAIL_QUERIES = 1 + 1
 TIMELINE_QUERIES = 1 + 3  # issue exists, COUNT, page of events with actors
 # writes that link labels to issues take the label-use lock first (an advisory lock)
 LABEL_USE_LOCK_QUERIES = 1
+# every write of an issue queues its webhook event: one INSERT … SELECT from the project's active subscribed
+# webhooks (hooks.outbox), which inserts nothing when there is none; with webhooks it is still that one statement
+OUTBOX_QUERIES = 1
 
 
 def count_queries(client, path: str, **params) -> int:
@@ -145,19 +148,20 @@ def test_comments_listing_costs_the_same(member_client):
 def test_patch_and_create_answer_without_reading_the_issue_again(member_client, django_assert_num_queries):
     issue = IssueFactory(labels=[LabelFactory(name="bug")])
     # auth (1), lock the row and read its label names (one statement), the compare-and-set UPDATE, the events
-    # INSERT; inside the test's own transaction the service's atomic block is a SAVEPOINT/RELEASE pair (2)
-    with django_assert_num_queries(1 + 3 + 2):
+    # INSERT, the webhook outbox; inside the test's own transaction the service's atomic block is a SAVEPOINT/RELEASE
+    # pair (2)
+    with django_assert_num_queries(1 + 3 + OUTBOX_QUERIES + 2):
         response = member_client.patch(f"/api/issues/{issue.pk}", {"title": "New", "version": 1}, format="json")
     assert response.json()["labels"] == ["bug"]
     assert response.json()["version"] == 2
     # auth (1, with the caller's projects), the project's next number, INSERT issue, create missing labels, read
-    # them back, add them, INSERT the created event; with labels, first the label-use lock (shared;
-    # services.LABEL_USE_LOCK)
-    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 6 + 2):
+    # them back, add them, INSERT the created event, the webhook outbox; with labels, first the label-use lock
+    # (shared; services.LABEL_USE_LOCK)
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 6 + OUTBOX_QUERIES + 2):
         response = member_client.post("/api/issues", {"title": "x", "labels": ["b", "A"]}, format="json")
     assert response.json()["labels"] == ["A", "b"]
     # without labels: no label-use lock, no label queries
-    with django_assert_num_queries(1 + 3 + 2):
+    with django_assert_num_queries(1 + 3 + OUTBOX_QUERIES + 2):
         response = member_client.post("/api/issues", {"title": "y"}, format="json")
     assert response.json()["labels"] == []
 
@@ -167,13 +171,13 @@ def test_patch_and_put_with_labels_take_the_label_use_lock_first(member_client, 
     issue row; a PATCH without labels does not (pinned above)."""
     issue = IssueFactory(labels=[LabelFactory(name="bug")])
     # auth (1), [lock], lock the row and read its label names, create missing labels, read them back, the
-    # compare-and-set UPDATE, read the links, delete the removed one, add the new one, the events INSERT;
-    # SAVEPOINT/RELEASE (2)
-    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 8 + 2) as ctx:
+    # compare-and-set UPDATE, read the links, delete the removed one, add the new one, the events INSERT, the
+    # webhook outbox; SAVEPOINT/RELEASE (2)
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 8 + OUTBOX_QUERIES + 2) as ctx:
         response = member_client.patch(f"/api/issues/{issue.pk}", {"labels": ["ui"], "version": 1}, format="json")
     assert response.json()["labels"] == ["ui"]
     assert_label_use_lock_before_row_lock(ctx.captured_queries)
-    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 8 + 2) as ctx:
+    with django_assert_num_queries(1 + LABEL_USE_LOCK_QUERIES + 8 + OUTBOX_QUERIES + 2) as ctx:
         response = member_client.put(f"/api/issues/{issue.pk}/labels", {"labels": ["bug"], "version": 2}, format="json")
     assert response.json()["labels"] == ["bug"]
     assert_label_use_lock_before_row_lock(ctx.captured_queries)
