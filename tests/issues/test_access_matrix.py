@@ -8,7 +8,7 @@ maintainer of another project, so a route that needs some role somewhere lets th
 asserts the exact status; a caller who cannot see the target gets the very answer (status, content type, body, the
 name they sent aside) that a nonexistent id, key or project gets; a write that is refused writes nothing; and no
 answer to a caller who cannot see ``SEC`` holds anything of it (an issue, a count, a label name, a comment, an
-assignee, its key). Webhooks (``/api/projects/{key}/webhooks``) do not exist yet: add their column when they do.
+assignee, its key). Webhooks (``/api/projects/{key}/webhooks``): their list and their creation, maintainers only.
 """
 
 import csv
@@ -28,6 +28,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from hooks.models import Webhook
 from issues.access import ROLE_ACTIONS, Action
 from issues.models import Comment, Issue, IssueEvent, Label, Membership, Project, Role, Status, Visibility
 from tests.factories import (
@@ -228,6 +229,7 @@ def snapshot() -> list[Any]:
         (IssueEvent, "id"),
         (Membership, "user_id, project_id, role"),
         (Project, "id, name, description, visibility"),
+        (Webhook, "id, url"),
     ]
     parts = [
         f"(SELECT json_agg(json_build_array({columns}) ORDER BY {columns}) FROM {model._meta.db_table})"
@@ -470,6 +472,26 @@ def check_project(w: World, role: str, response: Any) -> None:
 def check_settings(w: World, role: str, response: Any) -> None:
     assert json_of(response)["description"] == "changed by the matrix"
     assert Project.objects.get(key=w.key(role)).description == "changed by the matrix"
+
+
+WEBHOOK_URL = "http://127.0.0.1:9/matrix-hook"  # never called: the tests' transactions do not commit
+
+
+@pytest.fixture(autouse=True)
+def private_webhook_targets(settings: Any) -> None:
+    """The matrix's webhook URL is on loopback (no name to resolve in a sandbox): allowed here, as in development."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+
+
+def check_webhooks(w: World, role: str, response: Any) -> None:
+    expected = set(Webhook.objects.filter(project__key=w.key(role)).values_list("id", flat=True))
+    assert {item["id"] for item in results(response)} == expected
+
+
+def check_webhook_created(w: World, role: str, response: Any) -> None:
+    body = json_of(response)
+    assert body["url"] == WEBHOOK_URL and body["secret"].startswith("whsec_")
+    assert Webhook.objects.get(pk=body["id"]).project.key == w.key(role)
 
 
 def members_of(w: World, key: str) -> set[str]:
@@ -748,7 +770,21 @@ ROUTES: dict[str, Route] = {
         hidden=404,
         check=check_member_removed,
     ),
-    # Webhooks (`/api/projects/{key}/webhooks`): column skipped, the routes do not exist yet; add it when they do.
+    # Webhooks: a project's maintainers (and staff) only; for anyone else who sees the project a 403, else a 404.
+    "webhooks_list": route(
+        by_project_key("GET", "/api/projects/{key}/webhooks"),
+        need=Action.MANAGE,
+        ok=200,
+        hidden=404,
+        check=check_webhooks,
+    ),
+    "webhook_create": route(
+        by_project_key("POST", "/api/projects/{key}/webhooks", {"url": WEBHOOK_URL, "events": ["*"]}),
+        need=Action.MANAGE,
+        ok=201,
+        hidden=404,
+        check=check_webhook_created,
+    ),
 }
 # Every route about one issue, by id and by key: a project the caller cannot see makes them all 404, never 403, also
 # the writes of a caller who may write in no project (the path names the issue: "invisible means 404").
