@@ -140,8 +140,8 @@ DB_LOCK_TIMEOUT_MS = env_int("DB_LOCK_TIMEOUT_MS", 5_000)
 # The planner's price of a random page read, relative to a sequential one (PostgreSQL's default, 4.0, models
 # spinning disks). A tracker's working set is in memory or on SSD, where 1.1 is the usual setting; at 4.0 the
 # planner scanned the whole label and project tables once per listed issue instead of probing their primary keys
-# (the list's first page statement took 0.62 ms instead of 0.30 ms at 100,000 issues in 20 projects; figures in
-# docs/performance.md). A string, sent like the timeouts; empty leaves the server's setting.
+# (the list's first page statement took 0.53 ms instead of 0.13 ms at 100,000 issues in 20 projects; figures in
+# docs/performance.md, "Projects"). A string, sent like the timeouts; empty leaves the server's setting.
 DB_RANDOM_PAGE_COST = os.environ.get("DB_RANDOM_PAGE_COST", "1.1").strip()
 DATABASES["default"]["OPTIONS"]["options"] = " ".join(
     [
