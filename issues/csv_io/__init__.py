@@ -1,6 +1,7 @@
 """CSV import and export of issues: the formats the import reads (formats.py: our own and other trackers' exports,
-declared as presets, and the caller's mapping), parsing and validation (parse.py, pure functions over text), the
-import's writes (importer.py) and the export (export.py)."""
+declared as presets in presets.py, their dates in dates.py, and the caller's mapping in mapping.py), parsing and
+validation (parse.py, pure functions over text; with cells.py, lines.py and results.py), the import's writes
+(importer.py) and the export (export.py)."""
 
 from . import formats
 from .export import export_chunks, export_issues, export_row

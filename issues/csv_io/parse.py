@@ -19,207 +19,48 @@ Import
 
 Cells that a spreadsheet would run as a formula are escaped on export and unescaped here (``escape_cell``,
 ``unescape_cell``; see export.py).
+
+This module holds the parser; the cells' limits and checks are in cells.py, the line reading in lines.py, the rows and
+errors it yields and raises in results.py (all still importable from here).
 """
 
 import csv
 import re
-from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from itertools import chain
-from typing import Any, NamedTuple
+from typing import Any
 
-from api.exceptions import DomainError
-
-from ..limits import DESCRIPTION_MAX, LABEL_NAME_MAX, LABELS_PER_ISSUE_MAX, TITLE_MAX, USERNAME_MAX
-from ..models import DONE_STATUSES, Priority, Status
 from . import formats
 
-IMPORT_COLUMNS = (
-    "title",
-    "description",
-    "status",
-    "priority",
-    "assignee",
-    "labels",
-    "created_at",
-    "updated_at",
-    "resolved_at",
+# The ``name as name`` imports re-export what moved to cells.py: ``parse.<name>`` is where it was.
+from .cells import BLANK_ERROR as BLANK_ERROR
+from .cells import (
+    DEFAULT_PRIORITY,
+    DEFAULT_STATUS,
+    DONE,
+    MAX_ASSIGNEE,
+    MAX_DESCRIPTION,
+    MAX_SOURCE_KEY,
+    MAX_TITLE,
+    NUL_ERROR,
+    PRIORITIES,
+    STATUSES,
+    choice_error,
+    parse_labels,
+    title_error,
+    unescape_cell,
 )
-EXPORT_COLUMNS = (
-    "id",
-    "project",
-    "key",
-    "title",
-    "description",
-    "status",
-    "priority",
-    "assignee",
-    "labels",
-    "reporter",
-    "version",
-    "created_at",
-    "updated_at",
-    "resolved_at",
-)
+from .cells import EXPORT_COLUMNS as EXPORT_COLUMNS
+from .cells import FORMULA_TRIGGERS as FORMULA_TRIGGERS
+from .cells import IMPORT_COLUMNS as IMPORT_COLUMNS
+from .cells import MAX_LABEL as MAX_LABEL
+from .cells import MAX_LABELS_PER_ISSUE as MAX_LABELS_PER_ISSUE
+from .cells import MAX_USERNAME as MAX_USERNAME
+from .cells import escape_cell as escape_cell
+from .lines import LineSource
+from .results import CsvDecodeError, CsvHeaderError, ImportTooLarge, ParsedRow, RowError
 
-MAX_TITLE = TITLE_MAX  # the API's limits (issues/limits.py), bound to module names for the per-row loop
-MAX_DESCRIPTION = DESCRIPTION_MAX
-MAX_LABEL = LABEL_NAME_MAX
-MAX_LABELS_PER_ISSUE = LABELS_PER_ISSUE_MAX
-MAX_USERNAME = USERNAME_MAX
-MAX_ASSIGNEE = 2 * USERNAME_MAX  # a full name ("Nick Nestle") may be longer than a username
-MAX_SOURCE_KEY = 100
 _QUOTED = re.compile(r'"[^"]*"')
-DONE = frozenset(status.value for status in DONE_STATUSES)
-
-FORMULA_TRIGGERS = frozenset("=+-@\t\r")
-STATUSES = frozenset(Status.values)
-PRIORITIES = frozenset(Priority.values)
-DEFAULT_STATUS = Status.OPEN.value  # plain str: enum attribute access is slow in the per-row loop
-DEFAULT_PRIORITY = Priority.MEDIUM.value
-
-NUL_ERROR = "Null characters are not allowed."
-BLANK_ERROR = "This field may not be blank."
-
-
-class CsvDecodeError(DomainError):
-    """The upload is not UTF-8: ``line`` is the first line holding bytes that do not decode (a 400)."""
-
-    code = "invalid_encoding"
-
-    def __init__(self, line: int) -> None:
-        super().__init__(f"Line {line} is not valid UTF-8. Save the file as UTF-8 (with or without BOM).")
-        self.line = line
-
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "line": self.line}
-
-
-class CsvHeaderError(DomainError):
-    """The header row is missing, too long or too wide, lacks a title column or (native) repeats a column (a 400)."""
-
-    code = "invalid_header"
-
-
-class ImportTooLarge(DomainError):
-    """The upload has more bytes or rows than the settings allow (a 413; nothing is imported)."""
-
-    status_code = 413
-    code = "request_too_large"
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": f"{self} Nothing was imported.", "code": self.code}
-
-    @classmethod
-    def bytes(cls, limit: int) -> "ImportTooLarge":
-        return cls(f"The file is larger than the limit of {limit} bytes.")
-
-
-class ParsedRow(NamedTuple):
-    """A row that passed validation. ``assignee`` is the raw id, username or name (None when empty); the times are
-    None when the file has none (the import's time is used), ``source_key`` the source tracker's key."""
-
-    line: int
-    title: str
-    description: str
-    status: str
-    priority: str
-    assignee: str | None
-    labels: tuple[str, ...]
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    resolved_at: datetime | None = None
-    source_key: str | None = None
-
-
-class RowError(NamedTuple):
-    line: int
-    errors: dict[str, list[str]]
-
-
-# --- formula escaping -------------------------------------------------------------------------------
-
-
-def escape_cell(value: str) -> str:
-    """``value`` as safe to open in a spreadsheet: a ``'`` in front when it could start a formula."""
-    if not value:
-        return value
-    first = value[0]
-    if first in FORMULA_TRIGGERS:
-        return "'" + value
-    if first == "'":
-        stripped = value.lstrip("'")
-        if stripped and stripped[0] in FORMULA_TRIGGERS:
-            return "'" + value
-    return value
-
-
-def unescape_cell(value: str) -> str:
-    """The inverse of ``escape_cell``: one leading ``'`` removed when quotes are followed by a trigger."""
-    if value and value[0] == "'":
-        stripped = value.lstrip("'")
-        if stripped and stripped[0] in FORMULA_TRIGGERS:
-            return value[1:]
-    return value
-
-
-# --- import -------------------------------------------------------------------------------------------
-
-
-class _LineSource:
-    """The physical lines of a byte stream for csv.reader, decoded as strict UTF-8 by ``map`` (no Python
-    frame per line). Lines are split on LF, CRLF or CR, on bytes, in blocks of complete lines; the blocks
-    that hold the record being read are kept, so a record csv cannot parse can be read again from the line
-    after its first one. Raises ImportTooLarge past ``max_bytes``."""
-
-    def __init__(self, chunks: Iterable[bytes], max_bytes: int) -> None:
-        self._chunks = chunks
-        self._max_bytes = max_bytes
-        self._window: deque[tuple[int, list[bytes]]] = deque()  # (first line number, lines)
-        self.record_start = 1  # blocks ending before this line are no longer needed
-        self.stream = chain.from_iterable(self._blocks())
-
-    def _blocks(self) -> Iterator[list[bytes]]:
-        total = 0
-        tail = b""
-        next_line = 1
-        window = self._window
-        for chunk in self._chunks:
-            if not chunk:
-                continue
-            total += len(chunk)
-            if total > self._max_bytes:
-                raise ImportTooLarge.bytes(self._max_bytes)
-            lines = (tail + chunk if tail else chunk).splitlines(keepends=True)
-            # The last piece is complete only if it ends with LF (a final CR may be the first half of CRLF).
-            tail = b"" if lines[-1].endswith(b"\n") else lines.pop()
-            if lines:
-                next_line = self._keep(window, next_line, lines)
-                yield lines
-        if tail:
-            self._keep(window, next_line, [tail])
-            yield [tail]
-
-    def _keep(self, window: deque, first: int, lines: list[bytes]) -> int:
-        if first == 1 and lines[0].startswith(b"\xef\xbb\xbf"):
-            lines[0] = lines[0][3:]
-        while window and window[0][0] + len(window[0][1]) <= self.record_start:
-            window.popleft()
-        window.append((first, lines))
-        return first + len(lines)
-
-    def lines_between(self, first: int, last: int) -> list[bytes]:
-        """The raw lines numbered ``first`` to ``last`` (inclusive), from the kept blocks."""
-        found: list[bytes] = []
-        for start, lines in self._window:
-            low, high = max(first, start), min(last, start + len(lines) - 1)
-            if low <= high:
-                found.extend(lines[low - start : high - start + 1])
-        return found
-
-    def reader(self, replay: list[bytes], delimiter: str = ",") -> "Any":
-        return csv.reader(map(bytes.decode, chain(replay, self.stream)), delimiter=delimiter, strict=True)
 
 
 class ImportParser:
@@ -239,7 +80,7 @@ class ImportParser:
         # A single field may legitimately be as big as the file (and is then reported as too long).
         if csv.field_size_limit() < max_bytes + 1:
             csv.field_size_limit(max_bytes + 1)
-        self._source = _LineSource(chunks, max_bytes)
+        self._source = LineSource(chunks, max_bytes)
         self._reader: Any = None
         self._base = 0  # line number of the line before the first line of the current reader
         self.max_rows = max_rows
@@ -392,7 +233,7 @@ class ImportParser:
                         title = unescape_cell(title)
                     title = title.strip()
                     if not title or len(title) > MAX_TITLE or "\x00" in title:
-                        errors = {"title": [_title_error(title)]}
+                        errors = {"title": [title_error(title)]}
 
                     description = ""
                     if di is not None:
@@ -418,7 +259,7 @@ class ImportParser:
                         if mapped is None:
                             self._unmapped("status", raw)
                             errors = errors or {}
-                            errors["status"] = [_choice_error(raw, STATUSES) + hint.format("status")]
+                            errors["status"] = [choice_error(raw, STATUSES) + hint.format("status")]
                         else:
                             status = mapped
                     elif sci is not None and cells[sci].strip():
@@ -434,7 +275,7 @@ class ImportParser:
                             if mapped is None:
                                 self._unmapped("priority", raw)
                                 errors = errors or {}
-                                errors["priority"] = [_choice_error(raw, PRIORITIES) + hint.format("priority")]
+                                errors["priority"] = [choice_error(raw, PRIORITIES) + hint.format("priority")]
                             else:
                                 priority = mapped
 
@@ -462,7 +303,7 @@ class ImportParser:
                     if repeated_labels is not None:
                         cell = ",".join([value for index in repeated_labels if (value := cells[index])])
                     if cell:
-                        labels, label_error = _parse_labels(cell)
+                        labels, label_error = parse_labels(cell)
                         if label_error:
                             errors = errors or {}
                             errors["labels"] = [label_error]
@@ -548,35 +389,3 @@ class ImportParser:
         if last_line != line:
             message += f" It spans lines {line}-{last_line}: is a quoted field left open?"
         return RowError(line, {"non_field_errors": [message]})
-
-
-def _title_error(title: str) -> str:
-    if "\x00" in title:
-        return NUL_ERROR
-    if not title:
-        return BLANK_ERROR
-    return f"Ensure this field has no more than {MAX_TITLE} characters."
-
-
-def _choice_error(value: str, choices: frozenset[str]) -> str:
-    shown = value.strip()[:50].replace("\x00", "\\0")
-    return f'"{shown}" is not a valid choice (one of: {", ".join(sorted(choices))}).'
-
-
-def _parse_labels(cell: str) -> tuple[tuple[str, ...], str | None]:
-    """Label names from ``a, b; c``: trimmed, empties dropped, duplicates (ignoring case) dropped."""
-    if cell[0] == "'":
-        cell = unescape_cell(cell)
-    if "\x00" in cell:
-        return (), NUL_ERROR
-    names: dict[str, str] = {}
-    for part in cell.replace(";", ",").split(",") if ";" in cell else cell.split(","):
-        name = part.strip()
-        if name:
-            names.setdefault(name.lower(), name)
-    for name in names.values():
-        if len(name) > MAX_LABEL:
-            return (), f"Label names are at most {MAX_LABEL} characters: {name[:MAX_LABEL]}…"
-    if len(names) > MAX_LABELS_PER_ISSUE:
-        return (), f"At most {MAX_LABELS_PER_ISSUE} labels per issue."
-    return tuple(names.values()), None
