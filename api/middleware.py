@@ -26,11 +26,19 @@ def json_error(detail: str, code: str, status: int) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code}, status=status)
 
 
-def body_limit_for(path: str) -> int:
-    """The largest body accepted on ``path``: the import endpoint takes files, everything else JSON."""
+def body_limit_for(path: str, *, asynchronous: bool = False) -> int:
+    """The largest body accepted on ``path``: the import endpoint takes files (larger ones as a job, docs/jobs.md),
+    everything else JSON."""
     if path.rstrip("/").endswith("/issues/import"):
-        return settings.IMPORT_MAX_BYTES
+        return settings.IMPORT_ASYNC_MAX_BYTES if asynchronous else settings.IMPORT_MAX_BYTES
     return settings.API_MAX_BODY_BYTES
+
+
+def asks_for_a_job(request: Any) -> bool:
+    """``Prefer: respond-async`` or ``?async=true`` (as ``issues.views.bulk_csv.wants_async`` reads them; an invalid
+    ``async`` value is the view's 400, and until then the smaller limit holds)."""
+    preferences = {item.split(";")[0].strip().lower() for item in request.headers.get("Prefer", "").split(",")}
+    return "respond-async" in preferences or request.GET.get("async", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class IncompleteBody(UnreadablePostError):
@@ -96,7 +104,7 @@ class ApiGuardMiddleware:
                 length = int(raw_length)
             except ValueError:
                 return json_error("Invalid Content-Length header.", "bad_request", 400)
-            limit = body_limit_for(request.path_info)
+            limit = body_limit_for(request.path_info, asynchronous=asks_for_a_job(request))
             if length > limit:
                 return json_error(
                     f"Request body too large: {length} bytes, the limit is {limit} bytes.",

@@ -14,5 +14,6 @@ urlpatterns = [
     path("reports/", include("reports.urls")),
     path("", include("issues.urls")),
     path("", include("hooks.urls")),
+    path("", include("jobs.urls")),
     re_path(r"^.*$", views.api_not_found),
 ]

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "issues",
     "reports",
     "hooks",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -232,8 +233,21 @@ WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 30)
 WEBHOOK_SWEEP_GRACE_SECONDS = env_int("WEBHOOK_SWEEP_GRACE_SECONDS", 60)
 # How long a claimed attempt holds its delivery: if its worker dies, the delivery is due again after this.
 WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
+# Jobs (docs/jobs.md): import and export run as a Celery task when asked to (``Prefer: respond-async``). Their files
+# (the upload, the export) go to the storage ``STORAGES["jobs"]`` when configured, else a folder, JOBS_STORAGE_DIR.
+# A running job beats its heart every JOBS_HEARTBEAT_SECONDS; the sweep (every JOBS_SWEEP_SECONDS) fails a running
+# job silent for JOBS_LEASE_SECONDS (its worker died) and hands off again a job queued for JOBS_SWEEP_GRACE_SECONDS.
+JOBS_STORAGE_DIR = os.environ.get("JOBS_STORAGE_DIR", str(BASE_DIR / "var" / "jobs"))
+IMPORT_ASYNC_MAX_BYTES = env_int("IMPORT_ASYNC_MAX_BYTES", 200 * 1024 * 1024)
+IMPORT_ASYNC_MAX_ROWS = env_int("IMPORT_ASYNC_MAX_ROWS", 2_000_000)
+JOBS_IMPORT_BATCH_SIZE = env_int("JOBS_IMPORT_BATCH_SIZE", 0)  # 0: the import's own batch size
+JOBS_HEARTBEAT_SECONDS = env_int("JOBS_HEARTBEAT_SECONDS", 10)
+JOBS_LEASE_SECONDS = env_int("JOBS_LEASE_SECONDS", 60)
+JOBS_SWEEP_SECONDS = env_int("JOBS_SWEEP_SECONDS", 30)
+JOBS_SWEEP_GRACE_SECONDS = env_int("JOBS_SWEEP_GRACE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "hooks.sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},
+    "jobs-sweep": {"task": "jobs.sweep", "schedule": float(JOBS_SWEEP_SECONDS)},
 }
 
 REST_FRAMEWORK = {

@@ -2,7 +2,7 @@
 transaction (COPY, see issues/fastpath/copy.py), each row whole or not at all, into one project: its issue numbers
 (one statement per batch), its labels, assignees who can see it."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from operator import attrgetter
@@ -76,6 +76,9 @@ def issue_import_csv(
     batch_size: int | None = None,
     format_name: str = "auto",
     mapping: formats.ImportMapping | None = None,
+    progress: Callable[[int], None] | None = None,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
 ) -> ImportResult:
     """Create issues in ``project`` from a CSV upload given as byte chunks (streamed: one batch in memory at a
     time). Whether the actor may import there is the caller's business (``issues.access``, maintainers).
@@ -87,14 +90,18 @@ def issue_import_csv(
     ``csv_io.CsvHeaderError`` (a 400) and ``csv_io.ImportTooLarge`` (a 413); everything is rolled back
     then. ``dry_run`` does all of it and rolls back, so it answers exactly what a real import would; it takes no
     issue number from the project (a sequence is not rolled back): its rows are numbered ``-id`` instead.
+
+    ``progress`` (jobs) is called after each batch is written with the number of rows done so far (valid and
+    invalid); it runs inside this transaction, so whatever it records must go through another connection to be seen
+    before the commit. ``max_bytes``/``max_rows`` replace IMPORT_MAX_BYTES/IMPORT_MAX_ROWS (a job's larger limits).
     """
     batch_size = batch_size or IMPORT_BATCH_SIZE
     mapping = mapping or formats.ImportMapping()
     now = timezone.now()
     parser = csv_io.ImportParser(
         chunks,
-        max_bytes=settings.IMPORT_MAX_BYTES,
-        max_rows=settings.IMPORT_MAX_ROWS,
+        max_bytes=max_bytes or settings.IMPORT_MAX_BYTES,
+        max_rows=max_rows or settings.IMPORT_MAX_ROWS,
         format_name=format_name,
         mapping=mapping,
         now=now,
@@ -115,6 +122,7 @@ def issue_import_csv(
         )
         rows: list[csv_io.ParsedRow] = []
         row_errors: list[csv_io.RowError] = []
+        done = 0
         for item in parser:
             if isinstance(item, csv_io.ParsedRow):
                 rows.append(item)
@@ -122,8 +130,13 @@ def issue_import_csv(
                 row_errors.append(item)
             if len(rows) + len(row_errors) >= batch_size:
                 writer.write_batch(rows, row_errors, result)
+                done += len(rows) + len(row_errors)
+                if progress is not None:
+                    progress(done)
                 rows, row_errors = [], []
         writer.write_batch(rows, row_errors, result)
+        if progress is not None:
+            progress(done + len(rows) + len(row_errors))
         result.total_rows = parser.total_rows
         result.unmapped_values = {**parser.unmapped_values}
         if writer.unmapped_users:

@@ -8,6 +8,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
 from django.utils.http import parse_header_parameters
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -93,11 +94,15 @@ class ImportContentNegotiation(DefaultContentNegotiation):
 
 
 class ImportSizeLimitHandler(FileUploadHandler):
-    """Stops a multipart upload as soon as it passes IMPORT_MAX_BYTES, also without a Content-Length."""
+    """Stops a multipart upload as soon as it passes IMPORT_MAX_BYTES (``limit``: a job's own), also without a
+    Content-Length."""
+
+    limit: int | None = None
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
-        if start + len(raw_data) > settings.IMPORT_MAX_BYTES:
-            raise csv_io.ImportTooLarge.bytes(settings.IMPORT_MAX_BYTES)
+        limit = self.limit or settings.IMPORT_MAX_BYTES
+        if start + len(raw_data) > limit:
+            raise csv_io.ImportTooLarge.bytes(limit)
         return raw_data
 
     def file_complete(self, file_size: int) -> None:
@@ -109,9 +114,11 @@ def _read_body(request: HttpRequest) -> Iterator[bytes]:
         yield chunk
 
 
-def import_chunks(request: Request) -> Iterator[bytes]:
+def import_chunks(request: Request, max_bytes: int | None = None) -> Iterator[bytes]:
     """The CSV of an import as byte chunks: the multipart field ``file`` (Django spools big uploads to disk)
-    or a raw ``text/csv`` body, read as it arrives. Other media types are a 415."""
+    or a raw ``text/csv`` body, read as it arrives. Other media types are a 415. ``max_bytes``: a job's limit
+    instead of IMPORT_MAX_BYTES."""
+    max_bytes = max_bytes or settings.IMPORT_MAX_BYTES
     media_type, params = parse_header_parameters(request.content_type or "")
     charset = params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
@@ -119,12 +126,14 @@ def import_chunks(request: Request) -> Iterator[bytes]:
     if media_type == "multipart/form-data":
         django_request = request._request
         if not hasattr(django_request, "_files"):  # else parsed already (CSRF check); size checked below
-            django_request.upload_handlers = [ImportSizeLimitHandler(django_request), *django_request.upload_handlers]
+            handler = ImportSizeLimitHandler(django_request)
+            handler.limit = max_bytes
+            django_request.upload_handlers = [handler, *django_request.upload_handlers]
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": ["No file was submitted (multipart field 'file')."]})
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            raise csv_io.ImportTooLarge.bytes(settings.IMPORT_MAX_BYTES)
+        if upload.size > max_bytes:
+            raise csv_io.ImportTooLarge.bytes(max_bytes)
         return upload.chunks(IMPORT_CHUNK_BYTES)
     if media_type in CSV_MEDIA_TYPES:
         return _read_body(request._request)
@@ -149,19 +158,40 @@ def import_project(request: Request) -> Project:
     return project
 
 
+def import_option(request: Request, name: str) -> str | None:
+    """An import option: the query parameter, else the multipart form's field."""
+    fields = request._request.POST if request.content_type.startswith("multipart/form-data") else {}
+    value = request.query_params.get(name)
+    return value if value is not None else fields.get(name)
+
+
 def import_options(request: Request) -> tuple[str, csv_io.formats.ImportMapping, bool]:
     """The import's ``format``, ``mapping`` and ``dry_run``: query parameters, or fields of the multipart form (read
     after ``import_chunks``, which parses it). A bad one is a 400 naming it, before a row is read."""
-    fields = request._request.POST if request.content_type.startswith("multipart/form-data") else {}
 
     def option(name: str) -> str | None:
-        value = request.query_params.get(name)
-        return value if value is not None else fields.get(name)
+        return import_option(request, name)
 
     format_name = csv_io.formats.parse_format(option("format"))
     mapping = csv_io.formats.parse_mapping(option("mapping"))
     dry_run = parse_flag({"dry_run": option("dry_run") or ""}, "dry_run")
     return format_name, mapping, dry_run
+
+
+def wants_async(request: Request) -> bool:
+    """``Prefer: respond-async`` (RFC 7240) or ``?async=true``: run the import or export as a job (docs/jobs.md)."""
+    preferences = {item.split(";")[0].strip().lower() for item in request.headers.get("Prefer", "").split(",")}
+    if "respond-async" in preferences:
+        return True
+    return parse_flag({"async": request.query_params.get("async") or ""}, "async")
+
+
+def job_accepted(request: Request, job: Any) -> Response:
+    """202 with the job and ``Location: /api/jobs/{id}``."""
+    from jobs.serializers import accepted_body
+
+    location = request.build_absolute_uri(reverse("job-detail", kwargs={"pk": job.pk}))
+    return Response(accepted_body(job, request), status=202, headers={"Location": location})
 
 
 class BulkAndCsvActions(GenericViewSet):
@@ -200,6 +230,7 @@ class BulkAndCsvActions(GenericViewSet):
         ],
         responses={
             200: IMPORT_RESULT,
+            202: OpenApiResponse(description="a job (`Prefer: respond-async` or `?async=true`; docs/jobs.md)"),
             400: OpenApiResponse(description="bad header, encoding, date, format or mapping"),
             403: OpenApiResponse(description="not a maintainer of the project"),
             404: OpenApiResponse(description="no such project (or one the caller cannot see)"),
@@ -216,6 +247,15 @@ class BulkAndCsvActions(GenericViewSet):
     @idempotent
     def import_csv(self, request: Request) -> Response:
         project = import_project(request)
+        if wants_async(request):
+            from jobs import services as jobs
+
+            chunks = import_chunks(request, max_bytes=settings.IMPORT_ASYNC_MAX_BYTES)
+            format_name, _, dry_run = import_options(request)  # checked here: a bad one is a 400, not a failed job
+            upload = jobs.stage_upload(chunks, max_bytes=settings.IMPORT_ASYNC_MAX_BYTES)
+            params = {"format": format_name, "mapping": import_option(request, "mapping"), "dry_run": dry_run}
+            job = jobs.create_job(kind="import", user=request.user, project=project, params=params, upload=upload)
+            return job_accepted(request, job)
         chunks = import_chunks(request)
         format_name, mapping, dry_run = import_options(request)
         result = services.issue_import_csv(
@@ -228,11 +268,22 @@ class BulkAndCsvActions(GenericViewSet):
         )
         return Response(result.as_dict())
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="the issues as CSV")})
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiResponse(description="the issues as CSV"),
+            202: OpenApiResponse(description="a job (`Prefer: respond-async` or `?async=true`; docs/jobs.md)"),
+        }
+    )
     @action(detail=False, methods=["get"], url_path="export", content_negotiation_class=JSONErrorsContentNegotiation)
-    def export_csv(self, request: Request) -> StreamingHttpResponse:
+    def export_csv(self, request: Request) -> StreamingHttpResponse | Response:
         # Scoped to the caller's projects by the selector (get_queryset: selectors.issue_list), then the list's filters.
         queryset = self.filter_queryset(self.get_queryset())
+        if wants_async(request):  # the filters were checked just above: a bad one is a 400, not a failed job
+            from jobs import services as jobs
+
+            query = {name: request.query_params.getlist(name) for name in request.query_params if name != "async"}
+            job = jobs.create_job(kind="export", user=request.user, params={"query": query})
+            return job_accepted(request, job)
         response = StreamingHttpResponse(csv_io.export_issues(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="issues.csv"'
         return response
