@@ -12,6 +12,8 @@ from django.utils import timezone
 from rest_framework.exceptions import APIException
 
 from api.exceptions import DomainError
+from hooks.events import ISSUE_UPDATED
+from hooks.outbox import record_issue_event
 
 from ..fastpath.session import LOCK_NOT_AVAILABLE, take_label_use_lock_exclusive
 from ..models import EventType, Issue, IssueEvent, Label, Source
@@ -127,7 +129,7 @@ def label_delete(*, label: Label, actor: User, source: str = Source.API) -> int:
     """
     try:
         with transaction.atomic():
-            return _label_delete_locked(label.pk, actor_id=actor_id(actor), source=source)
+            return _label_delete_locked(label.pk, actor=actor, source=source)
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise LabelBusy(
@@ -137,7 +139,7 @@ def label_delete(*, label: Label, actor: User, source: str = Source.API) -> int:
         raise
 
 
-def _label_delete_locked(label_id: int, *, actor_id: int | None, source: str) -> int:
+def _label_delete_locked(label_id: int, *, actor: User, source: str) -> int:
     take_label_use_lock_exclusive(wait_ms=LABEL_DELETE_WAIT_MS)
     # Read again under the lock: the name the events record is the current one (a rename in flight is waited for).
     label = Label.objects.select_for_update().get(pk=label_id)
@@ -150,11 +152,15 @@ def _label_delete_locked(label_id: int, *, actor_id: int | None, source: str) ->
                 issue_id=issue_id,
                 type=EventType.LABELS_CHANGED,
                 details={"added": [], "removed": [label.name]},
-                actor_id=actor_id,
+                actor_id=actor_id(actor),
                 source=source,
                 timestamp=now,
             )
             for issue_id in issue_ids
         )
     label.delete()
+    if issue_ids:
+        # One issue.updated per issue that lost the label (its labels_changed event), after the links are gone, so
+        # that each payload shows the issue as the write left it.
+        record_issue_event(event=ISSUE_UPDATED, issue_ids=issue_ids, actor=actor, source=source, now=now)
     return len(issue_ids)

@@ -208,3 +208,20 @@ def test_an_import_queues_one_issues_imported_event_and_a_dry_run_none(boss_clie
     assert body["data"]["counts"] == {"total_rows": 3, "created": 2, "failed": 1}
     assert body["data"]["actor"] == {"id": boss.pk, "username": "boss"}
     assert body["data"]["project"] == "WEB"
+
+
+def test_deleting_a_label_queues_an_update_for_each_issue_that_carried_it(boss_client, webhook, project):
+    """A label deletion is a write of every issue that carried it (a new version and a labels_changed event): each
+    gets one issue.updated, its issue without the label, its changes that event."""
+    label = LabelFactory(project=project, name="doomed")
+    carriers = [IssueFactory(project=project, labels=[label]) for _ in range(3)]
+    IssueFactory(project=project)  # without the label: no event
+    response = boss_client.delete(f"/api/labels/{label.pk}")
+    assert response.status_code == 204, response.content
+    bodies = payloads("issue.updated")
+    assert sorted(body["data"]["issue"]["id"] for body in bodies) == sorted(issue.pk for issue in carriers)
+    for body in bodies:
+        assert body["data"]["issue"]["labels"] == [] and body["data"]["issue"]["version"] == 2
+        assert [(c["type"], c["details"]) for c in body["data"]["changes"]] == [
+            ("labels_changed", {"added": [], "removed": ["doomed"]})
+        ]
