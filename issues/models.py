@@ -5,6 +5,8 @@ Models hold no behaviour that writes: every write lives in ``issues.services``.
 
 import pgtrigger
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -168,6 +170,17 @@ class Label(models.Model):
         return self.name
 
 
+# The text search configuration and the weighted document of an issue: the title (A) ranks above the
+# description (B). Written by the issue table's triggers into ``IssueSearch.document``; ``issues.search`` queries
+# it with the same configuration. ``search_new_rows`` is the insert trigger's transition table (the update
+# trigger reads ``NEW.`` instead).
+SEARCH_CONFIG = "english"
+SEARCH_DOCUMENT_SQL = (
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(search_new_rows.title, '')), 'A')"
+    f" || setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(search_new_rows.description, '')), 'B')"
+)
+
+
 class Issue(models.Model):
     """An issue of a project, named ``KEY-number``. ``version`` is the optimistic-lock counter: +1 for every
     accepted change. ``project`` and ``number`` never change (a database trigger refuses it)."""
@@ -256,6 +269,37 @@ class Issue(models.Model):
             END LOOP;
             RETURN NULL;"""
         _tally_declare = [("deltas", "refcursor"), ("project", "bigint"), ("delta", "bigint"), ("chosen", "int")]
+        _facet_upsert = """
+            LOOP
+                FETCH deltas INTO project, st, pr, who, delta;
+                EXIT WHEN NOT FOUND;
+                IF project IS DISTINCT FROM slot_project THEN
+                    slot_project := project;
+                    chosen := pg_backend_pid() % 64;
+                    FOR step IN 0..63 LOOP
+                        IF pg_try_advisory_xact_lock(hashtextextended(
+                            'issues_issuetally:' || project || ':' || ((pg_backend_pid() + step) % 64), 0)) THEN
+                            chosen := (pg_backend_pid() + step) % 64;
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                END IF;
+                INSERT INTO issues_issuefacettally AS t (project_id, status, priority, assignee_id, slot, issues)
+                VALUES (project, st, pr, who, chosen, delta)
+                ON CONFLICT (project_id, status, priority, assignee_id, slot)
+                DO UPDATE SET issues = t.issues + EXCLUDED.issues;
+            END LOOP;
+            RETURN NULL;"""
+        _facet_declare = [
+            ("deltas", "refcursor"),
+            ("project", "bigint"),
+            ("slot_project", "bigint"),
+            ("st", "text"),
+            ("pr", "text"),
+            ("who", "bigint"),
+            ("delta", "bigint"),
+            ("chosen", "int"),
+        ]
         triggers = [
             pgtrigger.Trigger(
                 name="tally_insert",
@@ -295,6 +339,71 @@ class Issue(models.Model):
                 " RETURN NEW;",
             ),
             pgtrigger.ReadOnly(name="frozen_project_number", fields=["project", "number"]),
+            # The facet tally (``IssueFacetTally``): the same free-slot scheme as the tally above, per (project,
+            # status, priority, assignee); an UPDATE moves the counts of the rows whose status, priority or
+            # assignee changed (nothing is written for a PATCH of the title alone: the sums cancel out).
+            pgtrigger.Trigger(
+                name="facet_insert",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                referencing=pgtrigger.Referencing(new="facet_new_rows"),
+                declare=_facet_declare,
+                func="OPEN deltas FOR SELECT project_id, status, priority, coalesce(assignee_id, 0), count(*)"
+                " FROM facet_new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1;" + _facet_upsert,
+            ),
+            pgtrigger.Trigger(
+                name="facet_delete",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Delete,
+                referencing=pgtrigger.Referencing(old="facet_old_rows"),
+                declare=_facet_declare,
+                func="OPEN deltas FOR SELECT project_id, status, priority, coalesce(assignee_id, 0), -count(*)"
+                " FROM facet_old_rows GROUP BY 1, 2, 3, 4 ORDER BY 1;" + _facet_upsert,
+            ),
+            pgtrigger.Trigger(
+                name="facet_update",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Update,
+                referencing=pgtrigger.Referencing(old="facet_old_rows", new="facet_new_rows"),
+                declare=_facet_declare,
+                func="OPEN deltas FOR SELECT project_id, status, priority, a, sum(d) FROM ("
+                " SELECT project_id, status, priority, coalesce(assignee_id, 0) AS a, 1 AS d FROM facet_new_rows"
+                " UNION ALL"
+                " SELECT project_id, status, priority, coalesce(assignee_id, 0), -1 FROM facet_old_rows"
+                ") AS moved GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0 ORDER BY 1;" + _facet_upsert,
+            ),
+            pgtrigger.Trigger(
+                name="facet_truncate",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Truncate,
+                func="DELETE FROM issues_issuefacettally; RETURN NULL;",
+            ),
+            # The search document (``IssueSearch``): written for all the rows of an INSERT statement (a COPY
+            # included) at once, and again for a row whose title or description an UPDATE changed. A status
+            # change (PATCH, bulk) leaves it alone: the GIN index is not touched by writes that do not change text.
+            pgtrigger.Trigger(
+                name="search_insert",
+                level=pgtrigger.Statement,
+                when=pgtrigger.After,
+                operation=pgtrigger.Insert,
+                referencing=pgtrigger.Referencing(new="search_new_rows"),
+                func=f"INSERT INTO issues_issuesearch (issue_id, document) SELECT id, {SEARCH_DOCUMENT_SQL}"
+                " FROM search_new_rows; RETURN NULL;",
+            ),
+            pgtrigger.Trigger(
+                name="search_update",
+                level=pgtrigger.Row,
+                when=pgtrigger.After,
+                operation=pgtrigger.UpdateOf("title", "description"),
+                condition=pgtrigger.AnyChange("title", "description"),
+                func="UPDATE issues_issuesearch SET document = "
+                + SEARCH_DOCUMENT_SQL.replace("search_new_rows.", "NEW.")
+                + " WHERE issue_id = NEW.id; RETURN NULL;",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -393,6 +502,53 @@ class IssueTally(models.Model):
 
     def __str__(self) -> str:
         return f"project {self.project_id} slot {self.slot}: {self.issues}"
+
+
+class IssueFacetTally(models.Model):
+    """The number of issues per (project, status, priority, assignee), kept by the issue table's triggers
+    (``facet_*`` in ``Issue.Meta.triggers``) with the free-slot scheme of ``IssueTally``: so that a list filtered by
+    any combination of project, status, priority and assignee counts its matches by summing a few rows instead of
+    running ``COUNT(*)`` over them (``selectors.issue_facet_total``). ``assignee_id`` 0 means unassigned (a unique
+    key cannot hold NULL as a value). Rows whose count went back to 0 stay (at most 64 slots per combination).
+    Nothing else writes here.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    status = models.CharField(max_length=20)
+    priority = models.CharField(max_length=10)
+    assignee_id = models.BigIntegerField()
+    slot = models.SmallIntegerField()
+    issues = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "status", "priority", "assignee_id", "slot"], name="facet_tally_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} {self.status}/{self.priority}/{self.assignee_id} slot {self.slot}"
+
+
+class IssueSearch(models.Model):
+    """An issue's full-text document (``SEARCH_DOCUMENT_SQL``: title weighted A, description B), kept by the issue
+    table's triggers (``search_*`` in ``Issue.Meta.triggers``) and indexed by GIN.
+
+    A table of its own rather than a column of the issue: an UPDATE of an issue writes a new version of its whole
+    row, and a row version that is not HOT (a status change never is: status is indexed) gets new entries in every
+    index of the table, the GIN index of its document included: a bulk status change would pay for reindexing
+    every word of every issue it touched. Here a document is written only when its text changes.
+    """
+
+    issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="search")
+    document = SearchVectorField()
+
+    class Meta:
+        indexes = [GinIndex(fields=["document"], name="issue_search_document_gin")]
+
+    def __str__(self) -> str:
+        return f"search document of #{self.issue_id}"
 
 
 class IdempotencyRecord(models.Model):
