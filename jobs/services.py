@@ -13,9 +13,9 @@ import io
 import logging
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import IO, Any, cast
 from uuid import UUID
 
 from django.conf import settings
@@ -201,44 +201,63 @@ def _upload_chunks(job: Job) -> Iterator[bytes]:
 
 
 def count_rows(job: Job) -> int | None:
-    """The upload's records after the header (blank lines left out), with the C ``csv`` reader and the delimiter
-    the import will pick (the most frequent of comma, semicolon, tab in the header): the progress total, before the
-    import starts. None when the file cannot be read that way (the import then reports why)."""
+    """The upload's records after the header: the progress total, before the import starts (``count_csv_rows``)."""
+    with job.upload.open("rb") as raw:
+        return count_csv_rows(raw)
+
+
+def count_csv_rows(raw: IO[bytes]) -> int | None:
+    """The file's records after the header (blank lines left out), with the C ``csv`` reader and the delimiter
+    the import will pick (the most frequent of comma, semicolon, tab in the header). None when the file cannot be
+    read that way (the import then reports why). Also ``manage.py import_issues``'s progress total."""
     try:
-        with job.upload.open("rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            header = ""
-            while not header.strip():
-                header = text.readline()
-                if not header:
-                    return 0
-            counts = {delimiter: header.count(delimiter) for delimiter in (",", ";", "\t")}
-            delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-            limit = csv.field_size_limit()
-            csv.field_size_limit(max(limit, settings.IMPORT_ASYNC_MAX_BYTES + 1))
-            return sum(1 for row in csv.reader(text, delimiter=delimiter) if any(row))
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        header = ""
+        while not header.strip():
+            header = text.readline()
+            if not header:
+                return 0
+        counts = {delimiter: header.count(delimiter) for delimiter in (",", ";", "\t")}
+        delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+        limit = csv.field_size_limit()
+        csv.field_size_limit(max(limit, settings.IMPORT_ASYNC_MAX_BYTES + 1))
+        return sum(1 for row in csv.reader(text, delimiter=delimiter) if any(row))
     except (UnicodeDecodeError, csv.Error, ValueError):
         return None
+
+
+def import_upload(
+    *, actor: Any, project: Any, chunks: Iterable[bytes], params: dict[str, Any], progress: Callable[[int], None] | None
+) -> services.ImportResult:
+    """The import of a stored file with a job's ``params`` (``format``, ``mapping``: its raw JSON text, ``dry_run``)
+    and a job's limits and batch size: what an import job runs, and ``manage.py import_issues`` too, so that both
+    mean what the API's import means. Raises what ``issue_import_csv`` raises."""
+    return services.issue_import_csv(
+        actor=actor,
+        project=project,
+        chunks=chunks,
+        dry_run=bool(params.get("dry_run")),
+        format_name=params.get("format") or "auto",
+        mapping=csv_io.formats.parse_mapping(params.get("mapping")),
+        batch_size=settings.JOBS_IMPORT_BATCH_SIZE or None,
+        progress=progress,
+        max_bytes=settings.IMPORT_ASYNC_MAX_BYTES,
+        max_rows=settings.IMPORT_ASYNC_MAX_ROWS,
+    )
 
 
 def _run_import(job: Job, side: SideChannel) -> None:
     total = count_rows(job)
     if total is not None:
         Job.objects.filter(pk=job.pk).update(progress_total=total)
-    params = job.params
     assert job.project is not None  # an import job always has its project
     with transaction.atomic():
-        result = services.issue_import_csv(
+        result = import_upload(
             actor=job.created_by,
             project=job.project,
             chunks=_upload_chunks(job),
-            dry_run=bool(params.get("dry_run")),
-            format_name=params.get("format") or "auto",
-            mapping=csv_io.formats.parse_mapping(params.get("mapping")),
-            batch_size=settings.JOBS_IMPORT_BATCH_SIZE or None,
+            params=job.params,
             progress=side.progress,
-            max_bytes=settings.IMPORT_ASYNC_MAX_BYTES,
-            max_rows=settings.IMPORT_ASYNC_MAX_ROWS,
         )
         answer = result.as_dict()
         _finish(job, result=answer, progress_done=result.total_rows, progress_total=result.total_rows)
