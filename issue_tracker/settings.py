@@ -244,10 +244,13 @@ JOBS_IMPORT_BATCH_SIZE = env_int("JOBS_IMPORT_BATCH_SIZE", 0)  # 0: the import's
 JOBS_HEARTBEAT_SECONDS = env_int("JOBS_HEARTBEAT_SECONDS", 10)
 JOBS_LEASE_SECONDS = env_int("JOBS_LEASE_SECONDS", 60)
 JOBS_SWEEP_SECONDS = env_int("JOBS_SWEEP_SECONDS", 30)
+SEARCH_INDEX_SWEEP_SECONDS = env_int("SEARCH_INDEX_SWEEP_SECONDS", 30)
 JOBS_SWEEP_GRACE_SECONDS = env_int("JOBS_SWEEP_GRACE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "hooks.sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},
     "jobs-sweep": {"task": "jobs.sweep", "schedule": float(JOBS_SWEEP_SECONDS)},
+    # Search documents a large insert queued and whose hand-off was lost (issues.search_index).
+    "search-index-sweep": {"task": "issues.index_search", "schedule": float(SEARCH_INDEX_SWEEP_SECONDS)},
 }
 
 REST_FRAMEWORK = {

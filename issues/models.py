@@ -175,6 +175,9 @@ class Label(models.Model):
 # it with the same configuration. ``search_new_rows`` is the insert trigger's transition table (the update
 # trigger reads ``NEW.`` instead).
 SEARCH_CONFIG = "english"
+# An INSERT statement of at most this many rows writes their documents itself; a larger one queues them
+# (``IssueSearchPending``): computing a document costs about as much as the rest of an imported row's write.
+SEARCH_INLINE_ROWS = 100
 SEARCH_DOCUMENT_SQL = (
     f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(search_new_rows.title, '')), 'A')"
     f" || setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(search_new_rows.description, '')), 'B')"
@@ -382,17 +385,23 @@ class Issue(models.Model):
                 operation=pgtrigger.Truncate,
                 func="DELETE FROM issues_issuefacettally; RETURN NULL;",
             ),
-            # The search document (``IssueSearch``): written for all the rows of an INSERT statement (a COPY
-            # included) at once, and again for a row whose title or description an UPDATE changed. A status
-            # change (PATCH, bulk) leaves it alone: the GIN index is not touched by writes that do not change text.
+            # The search document (``IssueSearch``): an INSERT statement of a few rows (a create, a small import)
+            # writes their documents at once; a larger one (an import's batch, a COPY) queues its rows in
+            # ``IssueSearchPending``, indexed right after the commit (``issues.search_index``). A row whose title
+            # or description an UPDATE changed gets its document rewritten (no-op while it is still queued: the
+            # indexer reads the text as it is then). A status change (PATCH, bulk) leaves it alone: the GIN index
+            # is not touched by writes that do not change text.
             pgtrigger.Trigger(
                 name="search_insert",
                 level=pgtrigger.Statement,
                 when=pgtrigger.After,
                 operation=pgtrigger.Insert,
                 referencing=pgtrigger.Referencing(new="search_new_rows"),
-                func=f"INSERT INTO issues_issuesearch (issue_id, document) SELECT id, {SEARCH_DOCUMENT_SQL}"
-                " FROM search_new_rows; RETURN NULL;",
+                func=f"IF (SELECT count(*) FROM search_new_rows) <= {SEARCH_INLINE_ROWS} THEN"
+                f" INSERT INTO issues_issuesearch (issue_id, document) SELECT id, {SEARCH_DOCUMENT_SQL}"
+                " FROM search_new_rows;"
+                " ELSE INSERT INTO issues_issuesearchpending (issue_id) SELECT id FROM search_new_rows;"
+                " END IF; RETURN NULL;",
             ),
             pgtrigger.Trigger(
                 name="search_update",
@@ -549,6 +558,20 @@ class IssueSearch(models.Model):
 
     def __str__(self) -> str:
         return f"search document of #{self.issue_id}"
+
+
+class IssueSearchPending(models.Model):
+    """Issues inserted by a large statement (an import's batch) whose search document is not written yet: the
+    issue table's insert trigger queues them in the writer's transaction, ``issues.search_index.index_pending``
+    writes their documents after the commit and removes them from here in one statement. Searches match these
+    rows by computing their documents on the fly (``search_index.issues_matching``), so a search is exact in every
+    snapshot, indexed or not. No foreign key: a queued issue deleted meanwhile is dropped by the indexer.
+    """
+
+    issue_id = models.BigIntegerField(primary_key=True)
+
+    def __str__(self) -> str:
+        return f"#{self.issue_id} waiting for its search document"
 
 
 class IdempotencyRecord(models.Model):

@@ -18,6 +18,7 @@ from django.utils import timezone
 from api.exceptions import database_trouble
 from hooks.outbox import record_import
 
+from .. import search_index
 from ..access import users_who_see
 from ..fastpath.copy import CopyWriter
 from ..fastpath.session import hold_import_label_locks, long_transaction_budget, take_issue_numbers
@@ -120,6 +121,8 @@ def issue_import_csv(
         writer = _ImportWriter(
             project=project, actor_id=actor_id(actor), dry_run=dry_run, now=now, users=parser.layout.users
         )
+        if not dry_run:  # the rows' search documents are queued by the insert trigger: written after the commit
+            transaction.on_commit(search_index.index_soon)
         rows: list[csv_io.ParsedRow] = []
         row_errors: list[csv_io.RowError] = []
         done = 0
