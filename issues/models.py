@@ -278,11 +278,11 @@ class Issue(models.Model):
                 EXIT WHEN NOT FOUND;
                 IF project IS DISTINCT FROM slot_project THEN
                     slot_project := project;
-                    chosen := pg_backend_pid() % 64;
+                    chosen := 0;
                     FOR step IN 0..63 LOOP
                         IF pg_try_advisory_xact_lock(hashtextextended(
-                            'issues_issuetally:' || project || ':' || ((pg_backend_pid() + step) % 64), 0)) THEN
-                            chosen := (pg_backend_pid() + step) % 64;
+                            'issues_issuefacettally:' || project || ':' || step, 0)) THEN
+                            chosen := step;
                             EXIT;
                         END IF;
                     END LOOP;
@@ -342,9 +342,12 @@ class Issue(models.Model):
                 " RETURN NEW;",
             ),
             pgtrigger.ReadOnly(name="frozen_project_number", fields=["project", "number"]),
-            # The facet tally (``IssueFacetTally``): the same free-slot scheme as the tally above, per (project,
-            # status, priority, assignee); an UPDATE moves the counts of the rows whose status, priority or
-            # assignee changed (nothing is written for a PATCH of the title alone: the sums cancel out).
+            # The facet tally (``IssueFacetTally``): the free-slot scheme of the tally above, per (project,
+            # status, priority, assignee), except that a writer takes the lowest free slot (from 0, not from its
+            # backend's own): pooled connections come and go with new pids, and starting from the pid gave each
+            # combination a row in every slot over time (2.2 rows per combination after 51,200 changes by 256
+            # backends, 1.1 from 0). An UPDATE moves the counts of the rows whose status, priority or assignee
+            # changed (nothing is written for a PATCH of the title alone: the sums cancel out).
             pgtrigger.Trigger(
                 name="facet_insert",
                 level=pgtrigger.Statement,
@@ -522,7 +525,10 @@ class IssueFacetTally(models.Model):
     Nothing else writes here.
     """
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    # No index of its own: the unique key leads with it (and the planner, given the choice, sometimes took it).
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     status = models.CharField(max_length=20)
     priority = models.CharField(max_length=10)
     assignee_id = models.BigIntegerField()
