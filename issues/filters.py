@@ -12,19 +12,41 @@ from typing import Any
 
 import django_filters as filters
 from django import forms
+from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.core.validators import ProhibitNullCharactersValidator
-from django.db.models import Case, Count, Exists, IntegerField, OrderBy, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, OrderBy, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
+from . import search_index
 from .access import access_for, resolve_project_keys
 from .fastpath.subqueries import DistinctLowerCount
-from .models import MAX_ID, PRIORITY_RANK, PROJECT_KEY_MAX, Issue, Label, Priority, Status
+from .models import MAX_ID, PRIORITY_RANK, PROJECT_KEY_MAX, SEARCH_CONFIG, Issue, Label, Priority, Status
 from .params import distinct_values, parse_id_or_none, split_values, too_many_values
+from .search import (
+    MAX_QUERY_CHARS,
+    NONE,
+    NOTHING,
+    Facets,
+    Search,
+    SearchError,
+    Terms,
+    facets_of,
+    matches_nothing,
+    merge_terms,
+    parse_search,
+)
 
-ORDERING_FIELDS = ("created_at", "updated_at", "priority", "id")
+# ``relevance``: how well the words of ``q`` match (ts_rank, the title above the description), best first.
+ORDERING_FIELDS = ("created_at", "updated_at", "priority", "id", "relevance")
+RANK = "search_rank"  # the alias ``SearchFilter`` gives the rank when the list is ordered by relevance
+SEARCH_HELP = (
+    'Words, "phrases", -word, a OR b, and qualifiers: status: priority: project: assignee: reporter: label:'
+    " created: updated: resolved: (-status:closed, status:open,in_progress, assignee:me, created:>=2026-01-01)"
+)
+RELEVANCE_NEEDS_WORDS = "'relevance' ranks by the words of 'q': give some words to search for."
 
 # The most distinct values one multi-valued query parameter may carry, on the list, the export and the
 # reports: repeats and comma lists count together, after duplicates are dropped. One place for all of them.
@@ -74,7 +96,25 @@ def issues_with_all_labels(issues: QuerySet, names: Iterable[str]) -> QuerySet:
     return issues.filter(pk__in=carriers_of_all)
 
 
-class CommaSeparatedMultipleWidget(forms.SelectMultiple):
+def issues_without_labels(issues: QuerySet, names: Iterable[str]) -> QuerySet:
+    """Issues carrying none of the labels ``names`` (``-label:``), matched ignoring case: one ``NOT EXISTS``."""
+    labels = Label.objects.alias(lowered=Lower("name")).order_by().values("id")
+    lowered = [Lower(Value(name)) for name in distinct_values(names, key=label_name_key)]
+    carriers = Issue.labels.through.objects.filter(label_id__in=labels.filter(lowered__in=lowered))
+    return issues.filter(~Exists(carriers.filter(issue_id=OuterRef("pk"))))
+
+
+def users_condition(field_name: str, values: Iterable[int | str]) -> Q:
+    """Any of the users ``values`` (ids, or ``"none"``: no user) in the column ``field_name``; one id is ``= id``."""
+    values = list(values)
+    ids = [value for value in values if value != NONE]
+    condition = Q(**{f"{field_name}__in": ids}) if len(ids) > 1 else Q(**{field_name: ids[0]}) if ids else Q()
+    if NONE in values:
+        condition |= Q(**{f"{field_name}__isnull": True})
+    return condition
+
+
+class CommaSeparatedValues:
     """Reads a repeatable parameter whose values may also be comma lists: ``?status=open,closed&status=resolved``."""
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str] | None:
@@ -82,6 +122,17 @@ class CommaSeparatedMultipleWidget(forms.SelectMultiple):
             return None
         raw = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
         return split_values(raw)
+
+
+class CommaSeparatedMultipleWidget(CommaSeparatedValues, forms.SelectMultiple):
+    """A list of choices (shown as a multiple select in the browsable API's filter form)."""
+
+
+class CommaSeparatedTextWidget(CommaSeparatedValues, forms.TextInput):
+    """A list of values without choices to pick from (project keys, label names), shown as a text box: ``WEB,API``."""
+
+    def format_value(self, value: Any) -> str | None:
+        return ",".join(map(str, value)) if isinstance(value, list | tuple) else super().format_value(value)
 
 
 class BoundedValuesMixin:
@@ -134,15 +185,18 @@ class IdOrNoneField(forms.CharField):
             raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
-class IdOrNoneFilter(filters.Filter):
-    field_class = IdOrNoneField
+class UsersFilter(filters.Filter):
+    """Any of a list of users (ids, or ``"none"``: no user; ``q``'s qualifiers give several): the parameter itself
+    is one value, given as a list of one by ``IssueFilterSet.filter_queryset``."""
 
-    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+    def filter(self, qs: QuerySet, value: list[int | str] | None) -> QuerySet:
         if value is None:
             return qs
-        if value == "none":
-            return qs.filter(**{f"{self.field_name}__isnull": True})
-        return qs.filter(**{str(self.field_name): value})
+        return qs.filter(users_condition(str(self.field_name), value))
+
+
+class IdOrNoneFilter(UsersFilter):
+    field_class = IdOrNoneField
 
 
 class UtcDateTimeField(IsoDateTimeField):
@@ -162,7 +216,7 @@ class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
 
 
-class IntegerFilter(filters.Filter):
+class UserIdFilter(UsersFilter):
     field_class = forms.IntegerField
 
 
@@ -190,7 +244,8 @@ class AllLabelsFilter(filters.Filter):
     field_class = LabelNamesField
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        kwargs.setdefault("widget", CommaSeparatedTextWidget)
+        kwargs.setdefault("label", "Labels (all of them)")
         kwargs.setdefault("max_values", FILTER_MAX_VALUES["label"])
         super().__init__(*args, **kwargs)
 
@@ -221,15 +276,16 @@ class ProjectsFilter(filters.Filter):
     field_class = ProjectKeysField
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", CommaSeparatedMultipleWidget)
+        kwargs.setdefault("widget", CommaSeparatedTextWidget)
+        kwargs.setdefault("label", "Projects (keys)")
         kwargs.setdefault("max_values", FILTER_MAX_VALUES["project"])
         super().__init__(*args, **kwargs)
 
-    def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
-        if not value:
+    def filter(self, qs: QuerySet, value: list[int] | None) -> QuerySet:
+        """``value``: the projects' ids (``IssueFilterSet.filter_queryset`` resolves the keys, ``q``'s with them)."""
+        if value is None:
             return qs
-        request = self.parent.request  # type: ignore[attr-defined]  # set by the FilterSet that binds the filter
-        return qs.filter(project_id__any=project_ids_param(request, value))
+        return qs.filter(project_id__any=value)
 
 
 def project_ids_param(request: Any, keys: list[str]) -> list[int]:
@@ -246,7 +302,8 @@ def project_ids_param(request: Any, keys: list[str]) -> list[int]:
 
 
 class IssueOrderingFilter(filters.OrderingFilter):
-    """Orders by the given fields, ``priority`` by severity (low < critical), always tie-broken by id."""
+    """Orders by the given fields, ``priority`` by severity (low < critical), ``relevance`` best match first (the
+    rank ``SearchFilter`` gives as ``RANK``), always tie-broken by id (newest first after ``relevance``)."""
 
     def filter(self, qs: QuerySet, value: list[str] | None) -> QuerySet:
         if not value:
@@ -264,11 +321,73 @@ class IssueOrderingFilter(filters.OrderingFilter):
                     output_field=IntegerField(),
                 )
                 order.append(rank.desc() if descending else rank.asc())
+            elif name == "relevance":
+                order.append(F(RANK).asc() if descending else F(RANK).desc())
             else:
                 order.append(item)
         if not any(item.lstrip("-") == "id" for item in value):
-            order.append("-id" if value[0].startswith("-") else "id")
+            first = value[0]
+            newest_first = first.startswith("-") != (first.lstrip("-") == "relevance")
+            order.append("-id" if newest_first else "id")
         return qs.order_by(*order)
+
+
+class SearchField(forms.CharField):
+    """``q``: at most ``MAX_QUERY_CHARS`` characters, no NUL, read by ``issues.search.parse_search`` (no query)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", MAX_QUERY_CHARS)
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value: Any) -> Search | None:  # the parsed search, not the text
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return parse_search(text)
+        except SearchError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from None
+
+
+@extend_schema_field(
+    {"type": "string", "maxLength": MAX_QUERY_CHARS, "description": SEARCH_HELP + " (docs/search.md)."}
+)
+class SearchFilter(filters.Filter):
+    """``q`` (docs/search.md), given as ``Terms`` by ``IssueFilterSet.filter_queryset``, which has already merged
+    its qualifiers into the other filters' values: what is left here is what no parameter says (the words,
+    exclusions, dates), and the rank when the list is ordered by relevance."""
+
+    field_class = SearchField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label", "Search")
+        kwargs.setdefault("help_text", SEARCH_HELP)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: QuerySet, value: Terms | None) -> QuerySet:
+        if value is None:
+            return qs
+        # The words: a join on the document table's primary key (one row per issue), probed through its GIN index;
+        # as fast as ``pk__in`` or ``EXISTS`` (measured alike at 100,000 issues), and the rank below reuses the join.
+        # While some issues wait for their document (an import's, for seconds after its commit), the ids of the
+        # matching documents and of the matching queued issues instead (``search_index.issues_matching``).
+        query = SearchQuery(value.words, config=SEARCH_CONFIG, search_type="websearch")
+        if value.word_filter:
+            qs = search_index.issues_matching(qs, query) if value.queued else qs.filter(search__document=query)
+        if value.labels_excluded:
+            qs = issues_without_labels(qs, value.labels_excluded)
+        if value.assignees_excluded:
+            qs = qs.exclude(users_condition("assignee_id", value.assignees_excluded))
+        if value.reporters_excluded:
+            qs = qs.exclude(users_condition("reporter_id", value.reporters_excluded))
+        for dates in value.dates:
+            qs = qs.filter(dates.condition())
+        if value.rank:
+            # ts_rank with its default weights: a word in the title (A, 1.0) counts more than in the description
+            # (B, 0.4).
+            rank = search_index.rank(query) if value.queued else SearchRank(F("search__document"), query)
+            qs = qs.alias(**{RANK: rank})
+        return qs
 
 
 _FORM_CLASSES: dict[type, type[forms.Form]] = {}
@@ -279,9 +398,9 @@ class IssueFilterSet(filters.FilterSet):
     status = BoundedMultipleChoiceFilter(choices=Status.choices, max_values=FILTER_MAX_VALUES["status"])
     priority = BoundedMultipleChoiceFilter(choices=Priority.choices, max_values=FILTER_MAX_VALUES["priority"])
     assignee = IdOrNoneFilter(field_name="assignee_id")
-    reporter = IntegerFilter(field_name="reporter_id", min_value=1, max_value=MAX_ID)
+    reporter = UserIdFilter(field_name="reporter_id", min_value=1, max_value=MAX_ID)
     label = AllLabelsFilter()
-    q = filters.CharFilter(method="filter_q", max_length=200)
+    q = SearchFilter()
     created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     updated_after = UtcDateTimeFilter(field_name="updated_at", lookup_expr="gte")
@@ -296,10 +415,35 @@ class IssueFilterSet(filters.FilterSet):
         building the form's fields (labels included) cost more than the rest of the filtering."""
         cls = type(self)
         if cls not in _FORM_CLASSES:
-            _FORM_CLASSES[cls] = super().get_form_class()
+            form_class = super().get_form_class()
+            # The search box first in the browsable API's filter form: it is what a person types into.
+            form_class.base_fields = {"q": form_class.base_fields.pop("q"), **form_class.base_fields}
+            _FORM_CLASSES[cls] = form_class
         return _FORM_CLASSES[cls]
 
-    def filter_q(self, qs: QuerySet, name: str, value: str) -> QuerySet:
-        if not value:
-            return qs
-        return qs.filter(Q(title__icontains=value) | Q(description__icontains=value))
+    # Once ``qs`` is built: what the kept facet counts can count (``issues.search.facets_of``), None when they cannot.
+    facets: Facets | None = None
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        """Each filter once, with ``q``'s qualifiers merged into the parameters' values (``merge_terms``): one
+        vocabulary, so ``q=status:open`` and ``?status=open`` build the same SQL, and ``q`` ANDs with the rest."""
+        values = dict(self.form.cleaned_data)
+        search: Search | None = values.get("q")
+        relevance = any(item.lstrip("-") == "relevance" for item in values.get("ordering") or [])
+        if relevance and not (search is not None and search.words):
+            raise ValidationError({"ordering": [RELEVANCE_NEEDS_WORDS]})
+        keys = values.get("project")
+        values["project"] = project_ids_param(self.request, keys) if keys else None
+        try:
+            terms = search.resolve(self.request) if search is not None else Terms()
+        except SearchError as exc:
+            raise ValidationError({"q": [str(exc)]}) from None
+        terms.rank = relevance
+        merged = merge_terms(values, terms)
+        if matches_nothing(merged):  # e.g. ?status=open&q=status:closed
+            self.facets = NOTHING
+            return queryset.none()
+        self.facets = facets_of(merged)
+        for name, each in self.filters.items():  # in declaration order (the form shows ``q`` first)
+            queryset = each.filter(queryset, merged[name])
+        return queryset

@@ -1,5 +1,6 @@
 """The issue list's Django paginator: the kept total for the unfiltered list's count, and its first pages read with
-that count by one prepared statement (see ``selectors.issue_list_page``)."""
+that count by one prepared statement (see ``selectors.issue_list_page``); the kept facet counts for the count of a
+list filtered by project, status, priority and assignee only (``selectors.issue_facet_total``)."""
 
 from typing import Any
 
@@ -9,6 +10,7 @@ from django.utils.functional import cached_property
 from . import selectors
 from .access import Access
 from .models import Issue
+from .search import Facets
 
 # Pages 1..PREPARED_PAGES of the whole list are read with their count by one prepared statement per page's
 # bounds: the first pages, which clients come back to. A few page sizes times these pages stay well within
@@ -22,7 +24,9 @@ class IssueListPaginator(Paginator):
     """Django's paginator, told by the issue list what it pages: every issue the caller sees, or those of some of
     its projects (``unfiltered``: the count is the kept total of the caller's projects, or of ``count_projects``),
     in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by one prepared
-    statement). Any other page of issues is read through ``selectors.issue_page``."""
+    statement), or those that ``facets`` describes exactly (the count is the sum of the kept facet counts; None
+    when some other filter is active: then ``COUNT(*)``). Any other page of issues is read through
+    ``selectors.issue_page``."""
 
     def __init__(
         self,
@@ -31,11 +35,13 @@ class IssueListPaginator(Paginator):
         unfiltered: bool = False,
         whole_list: bool = False,
         count_projects: list[int] | None = None,
+        facets: Facets | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.access = access
         self.count_projects = count_projects
+        self.facets = facets
         self.unfiltered = unfiltered
         self.whole_list = whole_list
 
@@ -43,6 +49,8 @@ class IssueListPaginator(Paginator):
     def count(self) -> int:
         if self.unfiltered:
             return selectors.issue_total(self.access, self.count_projects)
+        if self.facets is not None:
+            return selectors.issue_facet_total(self.access, self.facets)
         return super().count
 
     def page(self, number: Any) -> Any:

@@ -9,12 +9,23 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, QuerySet, Sum
 
 from .access import Access
 from .fastpath.prepared import PreparedGet, PreparedRows
 from .fastpath.subqueries import CommentCount, FirstCommentsJson, IssueTotal, LabelNamesJoined, ProjectKey
-from .models import LABEL_SEPARATOR, Comment, Issue, IssueEvent, IssueTally, Label, Membership, Project
+from .models import (
+    LABEL_SEPARATOR,
+    Comment,
+    Issue,
+    IssueEvent,
+    IssueFacetTally,
+    IssueTally,
+    Label,
+    Membership,
+    Project,
+)
+from .search import Facets
 
 DETAIL_COMMENT_LIMIT = 100
 
@@ -58,6 +69,30 @@ def issue_total(access: Access, project_ids: list[int] | None = None) -> int:
     if project_ids is not None:
         tally = tally.filter(project_id__any=project_ids)
     return sum(tally.values_list("issues", flat=True))
+
+
+def issue_facet_total(access: Access, facets: Facets) -> int:
+    """The number of issues the caller can see among those ``facets`` describes (any of its projects, statuses,
+    priorities and assignees, none of its excluded assignees), summed from the per-(project, status, priority,
+    assignee) counts the database triggers keep (``IssueFacetTally``): one statement over the rows of the matching
+    combinations (one per slot that wrote one), whatever the number of issues. A dimension that allows nothing (an
+    empty list) is 0 without a query."""
+    dimensions = (facets.project_ids, facets.statuses, facets.priorities, facets.assignees)
+    if any(values is not None and not values for values in dimensions):
+        return 0
+    tally = scope(IssueFacetTally.objects.all(), access)
+    if facets.project_ids is not None:
+        tally = tally.filter(project_id__any=facets.project_ids)
+    if facets.statuses is not None:
+        tally = tally.filter(status__in=facets.statuses)
+    if facets.priorities is not None:
+        tally = tally.filter(priority__in=facets.priorities)
+    # The tally's key holds "unassigned" as assignee 0 (a unique key cannot compare NULLs).
+    if facets.assignees is not None:
+        tally = tally.filter(assignee_id__any=[user_id or 0 for user_id in facets.assignees])
+    if facets.assignees_excluded:
+        tally = tally.exclude(assignee_id__any=[user_id or 0 for user_id in facets.assignees_excluded])
+    return tally.aggregate(total=Sum("issues", default=0))["total"]
 
 
 def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue]:

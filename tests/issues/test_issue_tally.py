@@ -45,11 +45,15 @@ def test_unfiltered_count_reads_the_tally_and_equals_count_star(maintainer, main
     assert not count_star(sql), sql
     assert any("issues_issuetally" in q for q in sql)
 
-    # A filter counts with COUNT(*) over the matching rows.
-    count, sql = listed_count(maintainer_client, "?status=closed")
+    # A filter that the facet tally cannot count (a date) counts with COUNT(*) over the matching rows...
+    count, sql = listed_count(maintainer_client, "?status=closed&created_after=2000-01-01T00:00:00Z")
     assert count == Issue.objects.filter(status="closed").count() == 1
     assert count_star(sql)
     assert not any("issues_issuetally" in q for q in sql)
+    # ...one of project, status, priority and assignee sums the facet tally's rows (test_facet_tally.py).
+    count, sql = listed_count(maintainer_client, "?status=closed")
+    assert count == 1 and not count_star(sql)
+    assert any("issues_issuefacettally" in q for q in sql)
 
 
 @pytest.mark.django_db

@@ -22,6 +22,9 @@ pytestmark = pytest.mark.django_db
 
 # the token with its user and the projects they see (one query), then the view's own queries
 LIST_QUERIES = 1 + 2  # COUNT, page of issues with their label names (a subquery)
+# filtered by project, status, priority and assignee only (parameters or ``q`` qualifiers): the count is the sum of
+# the facet tally's rows (one statement, no COUNT(*) over the issues), then the page
+FACET_LIST_QUERIES = 1 + 2
 # the whole list, unfiltered: its page carries the count the triggers keep (one statement)
 WHOLE_LIST_QUERIES = 1 + 1
 # issue with label names, comment_count and the first 100 comments (aggregated in the same query)
@@ -78,6 +81,30 @@ def test_filtered_list_costs_the_same(member_client):
     issue_queries = [query["sql"] for query in ctx.captured_queries if '"issues_issue"' in query["sql"]]
     assert len(issue_queries) == 2  # COUNT and the page
     assert not any("DISTINCT" in sql for sql in issue_queries)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "open"},
+        {"status": "open,in_progress", "assignee": "none"},
+        {"priority": "high", "project": "MAIN", "ordering": "-priority"},
+        {"q": "status:open -assignee:none"},
+    ],
+    ids=["status", "status-assignee", "priority-project", "q-qualifiers"],
+)
+def test_a_facet_filtered_list_costs_the_same_and_counts_from_the_tally(member_client, params):
+    counts = []
+    for n in (2, 98):  # half of them unassigned
+        make_issues(n, status="open", priority="high", assignees=[None, UserFactory()])
+        with CaptureQueriesContext(connection) as ctx:
+            body = member_client.get("/api/issues", {**params, "page_size": 100}).json()
+        assert len(ctx.captured_queries) == FACET_LIST_QUERIES, ctx.captured_queries
+        count_sql = ctx.captured_queries[1]["sql"]
+        assert 'FROM "issues_issuefacettally"' in count_sql and "COUNT(" not in count_sql
+        assert len(body["results"]) == body["count"]
+        counts.append(body["count"])
+    assert counts[1] > counts[0] > 0
 
 
 def test_list_and_detail_cost_the_same_for_a_caller_who_sees_1_project_or_50():

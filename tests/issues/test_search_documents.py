@@ -227,3 +227,27 @@ def test_a_text_change_racing_the_indexer_is_not_lost():
     assert search_index.queued() == 0
     assert stale_documents() == []
     assert found("okapi") == {target}
+
+
+@pytest.mark.django_db
+def test_the_list_finds_queued_issues_by_their_words(maintainer_client):
+    """An import's issues are found by ``q`` before their documents are written, ranked too (the import's
+    ``on_commit`` indexing does not run inside the test's transaction, so they stay queued here)."""
+    rows = [
+        [f"Queued walrus {i}", "tusks" if i % 2 else "", "open", "low", "", ""] for i in range(SEARCH_INLINE_ROWS + 1)
+    ]
+    response = post_csv(maintainer_client, csv_text(rows))
+    assert response.status_code == 200, response.content
+    assert search_index.queued() == SEARCH_INLINE_ROWS + 1
+    IssueFactory(title="Indexed walrus", description="")
+
+    body = maintainer_client.get("/api/issues", {"q": "walruses", "page_size": 100}).json()
+    assert body["count"] == SEARCH_INLINE_ROWS + 2
+    assert len(body["results"]) == 100
+    body = maintainer_client.get("/api/issues", {"q": "walrus tusk", "ordering": "relevance"}).json()
+    assert body["count"] == (SEARCH_INLINE_ROWS + 1) // 2
+    assert body["results"][0]["title"].startswith("Queued walrus")
+
+    search_index.index_pending()
+    again = maintainer_client.get("/api/issues", {"q": "walrus tusk", "ordering": "relevance"}).json()
+    assert again == body
