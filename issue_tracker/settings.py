@@ -204,6 +204,9 @@ DB_RETRY_AFTER_SECONDS = env_int("DB_RETRY_AFTER_SECONDS", 5)
 # runs right then, in-process (CELERY_TASK_ALWAYS_EAGER), and a webhook retry on a timer thread of that process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Celery's Django fixup closes every database connection around each task (a new PostgreSQL connection per webhook
+# delivery: 38% of a delivery's time); issue_tracker/celery.py closes them as Django does between requests instead.
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "celery")  # deployments sharing one broker: one each
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
@@ -231,6 +234,8 @@ WEBHOOK_RETRY_DELAYS = [int(item) for item in env_list("WEBHOOK_RETRY_DELAYS", "
 WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20)
 WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 30)
 WEBHOOK_SWEEP_GRACE_SECONDS = env_int("WEBHOOK_SWEEP_GRACE_SECONDS", 60)
+# A retry due later than this is handed to the broker by the sweep when due, not as a countdown message now.
+WEBHOOK_MAX_COUNTDOWN_SECONDS = env_int("WEBHOOK_MAX_COUNTDOWN_SECONDS", 900)
 # How long a claimed attempt holds its delivery: if its worker dies, the delivery is due again after this.
 WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
 # Jobs (docs/jobs.md): import and export run as a Celery task when asked to (``Prefer: respond-async``). Their files
