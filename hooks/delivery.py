@@ -7,6 +7,7 @@ to claim, and an attempt whose worker died is due again once the lease ends. Del
 
 import json
 import logging
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,21 @@ def _claim(delivery_id: str) -> tuple[int, Any, int, dict[str, Any]] | None:
     return row[0], payload, row[2], {"url": row[3], "secret": row[4], "active": row[5]}
 
 
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    """This thread's HTTP session: its connections are kept alive between attempts, so a worker delivering to the
+    same receivers does not open a TCP (and TLS) connection per delivery. The target is checked before every
+    attempt all the same (``check_target``)."""
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = requests.Session()
+        session.trust_env = False  # no proxy from the environment: the SSRF check is about this host
+        _local.session = session
+    return session
+
+
 def body_of(payload: Any) -> str:
     """The bytes sent (and signed): compact JSON."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
@@ -79,22 +95,20 @@ def post(url: str, secret: str, delivery_id: str, payload: Any) -> tuple[int | N
     error = ""
     try:
         check_target(url)
-        with requests.Session() as session:
-            session.trust_env = False  # no proxy from the environment: the SSRF check is about this host
-            response = session.post(
-                url,
-                data=body.encode(),
-                headers=signed_headers(secret, delivery_id, body),
-                timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                allow_redirects=False,
-                stream=True,
-            )
-            with response:
-                status = response.status_code
-                if 300 <= status < 400:
-                    error = f"Redirect to {response.headers.get('location', '?')} not followed (HTTP {status})."
-                elif not 200 <= status < 300:
-                    error = f"HTTP {status}."
+        response = _session().post(
+            url,
+            data=body.encode(),
+            headers=signed_headers(secret, delivery_id, body),
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            allow_redirects=False,
+            stream=True,
+        )
+        with response:
+            status = response.status_code
+            if 300 <= status < 400:
+                error = f"Redirect to {response.headers.get('location', '?')} not followed (HTTP {status})."
+            elif not 200 <= status < 300:
+                error = f"HTTP {status}."
     except TargetRefused as exc:
         error = f"Refused target: {exc}"
     except requests.Timeout:
