@@ -672,7 +672,9 @@ def bench_delivery(
             f"delivery: {written} deliveries written in {time.monotonic() - started:.1f} s; "
             f"{broker.waiting()} messages waiting in the queue"
         )
-        assert written == broker.waiting(), (written, broker.waiting())
+        # With no worker running nothing is published yet: the workers' relay (hooks.relay) hands the committed
+        # deliveries to the broker when they start, so the drain measures the relay's hand-off too.
+        assert broker.waiting() == 0, broker.waiting()
         results["measured"] = drain(db, broker, receiver_base, args, Path(jobs_dir), expected=written)
         m = results["measured"]
         log(

@@ -4,9 +4,11 @@ Each function here is one ``INSERT … SELECT``: one delivery row per active web
 event (``events`` holds the type or ``*``), none when there is none, so a write to a project without webhooks pays
 one statement that inserts nothing. The payload is built by that statement from the rows as the write left them
 (the issue as ``IssueSerializer`` renders it, the write's timeline events as the timeline renders them), so the
-request does no more work when webhooks exist than when they do not. When rows were inserted, the hand-off to the
-broker is registered with ``transaction.on_commit``: a rolled-back or refused write sends nothing, and a committed
-one whose hand-off fails (broker down, process killed) is sent by the sweep (``hooks.tasks.sweep``).
+request does no more work when webhooks exist than when they do not. The same statement notifies the workers (a
+PostgreSQL ``NOTIFY``, delivered at the commit): with a broker, a relay thread in each worker hands the new rows to
+the broker (``hooks.relay``), so the request publishes nothing; without one, this process delivers them after the
+commit (``transaction.on_commit``). A rolled-back or refused write sends nothing, and a committed one whose hand-off
+fails (broker down, process killed, no worker listening) is sent by the sweep (``hooks.tasks.sweep``).
 """
 
 import json
@@ -16,12 +18,14 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
 from issues.models import Issue, IssueEvent, Label, Project
 
+from . import relay
 from .models import ALL_EVENTS, DeliveryStatus, Event, Webhook, WebhookDelivery
 
 
@@ -113,9 +117,11 @@ def actor_ref(actor: Any) -> dict[str, Any] | None:
 def _insert(sql: str, params: dict[str, Any]) -> list[UUID]:
     params = {**params, "pending": DeliveryStatus.PENDING.value, "all": ALL_EVENTS}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        # The same statement notifies the workers' relay (``hooks.relay``): PostgreSQL delivers a notification at
+        # the commit only, one per transaction and channel however many rows, and none for a rollback.
+        cursor.execute(f"WITH queued AS ({sql}) SELECT id, pg_notify('{relay.CHANNEL}', '') FROM queued", params)
         ids = [row[0] for row in cursor.fetchall()]
-    if ids:
+    if ids and settings.CELERY_TASK_ALWAYS_EAGER:  # no broker, no relay: this process delivers after the commit
         from .dispatch import hand_off
 
         transaction.on_commit(lambda: hand_off(ids))

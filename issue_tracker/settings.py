@@ -236,6 +236,8 @@ WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 30)
 WEBHOOK_SWEEP_GRACE_SECONDS = env_int("WEBHOOK_SWEEP_GRACE_SECONDS", 60)
 # A retry due later than this is handed to the broker by the sweep when due, not as a countdown message now.
 WEBHOOK_MAX_COUNTDOWN_SECONDS = env_int("WEBHOOK_MAX_COUNTDOWN_SECONDS", 900)
+# The workers' relay hands committed deliveries to the broker on PostgreSQL's notification, and also this often.
+WEBHOOK_RELAY_POLL_SECONDS = env_int("WEBHOOK_RELAY_POLL_SECONDS", 5)
 # How long a claimed attempt holds its delivery: if its worker dies, the delivery is due again after this.
 WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 60)
 # Jobs (docs/jobs.md): import and export run as a Celery task when asked to (``Prefer: respond-async``). Their files

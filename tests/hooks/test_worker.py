@@ -176,8 +176,9 @@ def test_a_hanging_receiver_times_out_and_the_retry_lands(web, worker, receiver,
 
 
 def test_writes_while_the_broker_is_down_are_all_delivered_later(worker, receiver, setup, django_db_blocker):
-    """The web host's broker is a port nothing listens on: every hand-off fails, every write still succeeds; the
-    worker's sweep (beat, on the real broker) then delivers every committed event, none lost."""
+    """The web host's broker is a port nothing listens on: the writes never wait for it (a request publishes
+    nothing: it writes the outbox row, whose notification wakes the worker's relay), every write succeeds, and the
+    worker (relay and sweep, on the real broker) delivers every committed event, none lost."""
     _project, boss, hook = setup
     dead = f"redis://127.0.0.1:{free_port()}/9"
     with gunicorn_server(workers=2, extra_env=app_env(worker.queue, broker=dead)) as down:
