@@ -5,13 +5,15 @@
 
 Same data, same invariants as ``seed_demo`` (its module docstring lists them; ``tests/test_bench_seed.py``
 checks them), written with ``INSERT … SELECT`` over ``generate_series`` in one transaction by default; with
-``--jobs 3`` a big load writes the issues first and then the labels, events and comments from three
-connections at once (undone together if one fails), which is how 1,000,000 issues fit in about half a minute.
-Every per-issue choice comes from a hash of the issue id (``pg_temp.r(id, k)``), so the issues, labels,
-comments and events are derived independently yet agree with each other. Issue ids are explicit (after the
-largest existing one) and the sequence is moved past them. A big load (``BIG_LOAD``) drops the secondary
-indexes and rebuilds them at the end, and, as a superuser, skips the per-row foreign-key triggers
-(``session_replication_role = replica``; the issue tally's triggers fire always). PostgreSQL only.
+``--jobs 3`` a big load writes the issues first and then the search documents, labels, events and comments from
+three connections at once (undone together if one fails), which is how 1,000,000 issues fit in a minute or two.
+Every per-issue choice comes from a hash of the issue id (``pg_temp.r(id, k)``; the titles and descriptions,
+``issues/management/demo_text.py``'s grammar, from ``pg_temp.t(id, k)``), so the issues, labels, comments and events
+are derived independently yet agree with each other. Issue ids are explicit (after the largest existing one) and
+the sequence is moved past them. A big load (``BIG_LOAD``) drops the secondary indexes and rebuilds them at the end,
+and, as a superuser, skips the per-row foreign-key triggers (``session_replication_role = replica``; the tallies'
+and the search documents' triggers fire always). The documents the insert trigger queues (``IssueSearchPending``)
+are written by the loader itself (``DOCUMENTS_SQL``), as the indexer would after the commit. PostgreSQL only.
 
 Projects: ``--projects 1`` (the default) puts every issue in the default project, as the figures measured before
 projects existed did. ``--projects P`` spreads them over the default project and ``P - 1`` of ``seed_demo``'s
@@ -65,9 +67,8 @@ INSERT INTO {issue_t} (id, project_id, number, title, description, status, prior
 SELECT st.id,
        (%(pids)s::bigint[])[st.p + 1],
        {number},
-       (%(titles)s::text[])[1 + floor(pg_temp.r(st.id, 7) * cardinality(%(titles)s::text[]))::int]
-         || ' (#' || st.id || ')',
-       (%(descs)s::text[])[1 + floor(pg_temp.r(st.id, 8) * cardinality(%(descs)s::text[]))::int],
+       pg_temp.title(st.id) || ' (#' || st.id || ')',
+       pg_temp.description(st.id),
        st.status,
        CASE WHEN pg_temp.r(st.id, 3) < 0.20 THEN 'low' WHEN pg_temp.r(st.id, 3) < 0.70 THEN 'medium'
             WHEN pg_temp.r(st.id, 3) < 0.92 THEN 'high' ELSE 'critical' END,
@@ -149,6 +150,16 @@ SELECT c.issue_id, 'commented', c.created_at, c.author_id, 'api',
 FROM c
 """
 
+# The search documents (issue 14) of the load's issues, which the issue table's insert trigger queued (a statement
+# of more than ``SEARCH_INLINE_ROWS`` rows does): written here at once, as ``issues.search_index`` would after the
+# commit, and taken off the queue.
+DOCUMENTS_SQL = """
+WITH queued AS (DELETE FROM {pending_t} WHERE issue_id > %(offset)s RETURNING issue_id)
+INSERT INTO {search_t} (issue_id, document)
+SELECT search_new_rows.id, {document}
+FROM {issue_t} AS search_new_rows JOIN queued ON queued.issue_id = search_new_rows.id
+"""
+
 # Each project's number sequence (``issues.models.number_sequence_name``) past the largest number of the load.
 NUMBER_SEQUENCES_SQL = """
 SELECT setval(format('issues_project_%%s_number_seq', project_id)::regclass, max(number))
@@ -167,8 +178,95 @@ CREATE OR REPLACE FUNCTION pg_temp.ncomments(id bigint) RETURNS int LANGUAGE sql
 $$ SELECT CASE WHEN pg_temp.r(id, 10) < {hot_share} THEN {hot_comments}
                ELSE floor(4 * pg_temp.r(id, 11) ^ 2)::int END $$;
 CREATE OR REPLACE FUNCTION pg_temp.p(id bigint) RETURNS int LANGUAGE sql IMMUTABLE AS
-$$ SELECT LEAST(floor({projects} * pg_temp.r(id, 16) ^ 1.5)::int, {projects} - 1) $$
+$$ SELECT LEAST(floor({projects} * pg_temp.r(id, 16) ^ 1.5)::int, {projects} - 1) $$;
 """
+
+# The titles and descriptions: ``issues/management/demo_text.py``'s grammar, its draw ``u(k)`` being
+# ``pg_temp.t(id, k)``, hashed apart from ``pg_temp.r``'s numbers (ids up to 6.8e9). Each function is one
+# immutable expression, which PostgreSQL inlines into the INSERT: a call per row costs 10 to 30 times as much, and a
+# function is not inlined when it holds a stable one (concat_ws, ``text || int``) or uses an argument more than once
+# that is more than a few operators (hence the sentence count drawn again in each CASE, not passed in).
+TEXT_FUNCTIONS_SQL = """
+CREATE OR REPLACE FUNCTION pg_temp.t(id bigint, k int) RETURNS float8 LANGUAGE sql IMMUTABLE AS
+$$ SELECT (hashint8(id * 1024 + k + {seed} * 1000003 + 7000000000000) & 2147483647)::float8 / 2147483648.0 $$;
+CREATE OR REPLACE FUNCTION pg_temp.pick(words text[], u float8) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT words[floor((cardinality(words) + 1)::float8 ^ u)::int] $$;
+CREATE OR REPLACE FUNCTION pg_temp.title(id bigint) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT pg_temp.pick({title_subjects}, pg_temp.t(id, {k_subject})) || ' '
+          || pg_temp.pick({symptoms}, pg_temp.t(id, {k_symptom}))
+          || CASE WHEN pg_temp.t(id, {k_has_context}) < {context_share}
+                  THEN ' ' || pg_temp.pick({contexts}, pg_temp.t(id, {k_context})) ELSE '' END
+          || CASE WHEN pg_temp.t(id, {k_tail_kind}) < {component_share}
+                  THEN ' in ' || pg_temp.pick({components}, pg_temp.t(id, {k_tail}))
+                  WHEN pg_temp.t(id, {k_tail_kind}) < {tail_share}
+                  THEN ' (' || {code_tail} || ')' ELSE '' END $$;
+CREATE OR REPLACE FUNCTION pg_temp.sentence(id bigint, j int) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT {filled} $$;
+CREATE OR REPLACE FUNCTION pg_temp.nsentences(v float8) RETURNS int LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN v < 0.05 THEN 0 WHEN v < 0.45 THEN 1 WHEN v < 0.75 THEN 2 WHEN v < 0.93 THEN 3
+               ELSE 4 + floor((v - 0.93) * 5 / 0.07)::int END $$;
+CREATE OR REPLACE FUNCTION pg_temp.description(id bigint) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT {sentences} $$
+"""
+
+
+def text_functions(seed: int) -> str:
+    """``TEXT_FUNCTIONS_SQL`` with demo_text's lists and constants: the same choices from the same draws."""
+    from issues.management import demo_text as text
+
+    def words(values: list[str]) -> sql.Composable:
+        return sql.SQL("{}::text[]").format(sql.Literal(values))
+
+    def draw(k: int | str) -> sql.Composable:
+        return sql.SQL("pg_temp.t(id, {})").format(sql.SQL(str(k)))
+
+    def code(u: sql.Composable) -> sql.Composable:  # demo_text.error_code
+        return sql.SQL("'E' || ({} + floor(({} + 1)::float8 ^ {})::int)::text").format(
+            sql.Literal(text.CODE_BASE - 1), sql.Literal(text.CODES), u
+        )
+
+    fills = {
+        "{s}": lambda u: sql.SQL("pg_temp.pick({}, {})").format(words(text.SUBJECTS), u),
+        "{y}": lambda u: sql.SQL("pg_temp.pick({}, {})").format(words(text.SYMPTOMS), u),
+        "{c}": lambda u: sql.SQL("pg_temp.pick({}, {})").format(words(text.CONTEXTS), u),
+        "{m}": lambda u: sql.SQL("pg_temp.pick({}, {})").format(words(text.COMPONENTS), u),
+        "{e}": code,
+        "{v}": lambda u: sql.SQL("pg_temp.pick({}, {})").format(words(text.RELEASES), u),
+        "{n}": lambda u: sql.SQL("(2 + floor(200 * {} ^ 3)::int)::text").format(u),
+    }
+    assert list(fills) == [placeholder for placeholder, _ in text.FILLERS]
+    filled: sql.Composable = sql.SQL("pg_temp.pick({}, {})").format(
+        words(text.SENTENCES), draw(f"{text.K_SENTENCE} * j")
+    )
+    for offset, placeholder in enumerate(fills, start=1):
+        u = draw(f"{text.K_SENTENCE} * j + {offset}")
+        filled = sql.SQL("replace({}, {}, {})").format(filled, sql.Literal(placeholder), fills[placeholder](u))
+    sentences = sql.SQL(" || ").join(
+        sql.SQL("CASE WHEN pg_temp.nsentences({v}) >= {j} THEN {space}pg_temp.sentence(id, {j}) ELSE '' END").format(
+            v=draw(text.K_SENTENCES), j=sql.Literal(j), space=sql.SQL("' ' || " if j > 1 else "")
+        )
+        for j in range(1, text.MAX_SENTENCES + 1)
+    )
+    return compose(
+        TEXT_FUNCTIONS_SQL,
+        seed=seed,
+        title_subjects=words([text.capitalized(subject) for subject in text.SUBJECTS]),
+        symptoms=words(text.SYMPTOMS),
+        contexts=words(text.CONTEXTS),
+        components=words(text.COMPONENTS),
+        code_tail=code(draw(text.K_TAIL)),
+        k_subject=text.K_SUBJECT,
+        k_symptom=text.K_SYMPTOM,
+        k_has_context=text.K_HAS_CONTEXT,
+        k_context=text.K_CONTEXT,
+        k_tail_kind=text.K_TAIL_KIND,
+        k_tail=text.K_TAIL,
+        context_share=text.CONTEXT_SHARE,
+        component_share=text.COMPONENT_TAIL_SHARE,
+        tail_share=text.COMPONENT_TAIL_SHARE + text.CODE_TAIL_SHARE,
+        filled=filled,
+        sentences=sentences,
+    )
 
 
 def compose(template: str, *args: sql.Composable, **fields: Any) -> str:
@@ -208,6 +306,11 @@ class _Plan:
         self.offset, self.rebuild_indexes, self.out = params["offset"], rebuild_indexes, out
         numbering = NUMBER_ONE_PROJECT if len(params["pids"]) == 1 else NUMBER_PER_PROJECT
         self.fields: dict[str, Any] = {**tables, **{k: sql.SQL(v) for k, v in numbering.items()}}
+        self.documents = "search_t" in tables
+        if self.documents:
+            from issues.models import SEARCH_DOCUMENT_SQL
+
+            self.fields["document"] = sql.SQL(SEARCH_DOCUMENT_SQL)
 
     def cursor(self, raw: Any) -> _Timed:
         return _Timed(raw, self.out)
@@ -218,7 +321,7 @@ class _Plan:
         # The settings' statement and lock limits do not apply to the load (a 1M-issue statement runs long).
         # Foreign keys are checked per statement, not at commit: CREATE INDEX refuses a table with pending checks.
         raw.execute(
-            "SET LOCAL synchronous_commit = off; SET LOCAL maintenance_work_mem = '256MB'; "
+            "SET LOCAL synchronous_commit = off; SET LOCAL maintenance_work_mem = '256MB'; SET LOCAL jit = off; "
             "SET LOCAL work_mem = '64MB'; SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; "
             "SET CONSTRAINTS ALL IMMEDIATE"
         )
@@ -272,6 +375,8 @@ class _Plan:
             counts["events"] = self.run(cursor, EVENTS_SQL)
             counts["comments"] = self.run(cursor, COMMENTS_SQL)
             counts["events"] += counts["comments"]
+            if self.documents:
+                self.run(cursor, DOCUMENTS_SQL)
             for definition in dropped:
                 cursor.execute(definition)
             cursor.execute("SET LOCAL session_replication_role = DEFAULT")
@@ -300,12 +405,16 @@ class _Plan:
             counts = {"issues": self.write_issues(cursor)}
         try:
             with ThreadPoolExecutor(max_workers=jobs) as pool:
+                # The documents first, the longest part (``to_tsvector``); the other parts take the free connections.
+                documents = pool.submit(self.in_own_connection, [DOCUMENTS_SQL]) if self.documents else None
                 labels, events, comments = (
                     pool.submit(self.in_own_connection, [t]) for t in (LABELS_SQL, EVENTS_SQL, COMMENTS_SQL)
                 )
                 counts["labels"] = labels.result()[0]
                 counts["comments"] = comments.result()[0]
                 counts["events"] = events.result()[0] + counts["comments"]
+                if documents is not None:
+                    documents.result()
         except BaseException:
             self.undo(dropped)
             raise
@@ -320,7 +429,10 @@ class _Plan:
         t = self.tables
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks when the indexes are built
-            for table in (t["event_t"], t["comment_t"], t["label_t"]):
+            issue_tables = [t["event_t"], t["comment_t"], t["label_t"]]
+            if self.documents:
+                issue_tables += [t["search_t"], t["pending_t"]]
+            for table in issue_tables:
                 cursor.execute(compose("DELETE FROM {t} WHERE issue_id > %s", t=table), [self.offset])
             cursor.execute(compose("DELETE FROM {t} WHERE id > %s", t=t["issue_t"]), [self.offset])
             for definition in dropped:
@@ -353,6 +465,9 @@ def load(
         "comment_t": Comment._meta.db_table,
         "event_t": IssueEvent._meta.db_table,
     }
+    documents = search_models()
+    if documents is not None:  # their GIN index is rebuilt at the end of a big load, as the others
+        tables["search_t"], tables["pending_t"] = (model._meta.db_table for model in documents)
     # --jobs N > 1: after the issues, the labels, events and comments are written by N connections at once
     # (one transaction each, undone together if one fails), and the indexes rebuilt in parallel. Not possible
     # inside an outer transaction (other connections could not see the issues).
@@ -374,8 +489,6 @@ def load(
             **project_params(targets),
             "now": timezone.now().replace(microsecond=0),
             "span": demo.SPAN_SECONDS,
-            "titles": demo.TITLES,
-            "descs": demo.DESCRIPTIONS,
             "comments": demo.COMMENTS,
         }
         functions = compose(
@@ -384,7 +497,7 @@ def load(
             hot_share=demo.HOT_ISSUE_SHARE,
             hot_comments=demo.HOT_COMMENTS,
             projects=max(1, len(targets)),
-        )
+        ) + text_functions(seed)
         rebuild_indexes = issues >= BIG_LOAD and issues >= (Issue.objects.count() if offset else 0)
         plan = _Plan(params, tables, functions, rebuild_indexes, verbose)
         if not parallel:
@@ -402,6 +515,15 @@ def load(
     counts["users"] = len(user_ids)
     counts["projects"] = len(targets)
     return counts
+
+
+def search_models() -> tuple[Any, Any] | None:
+    """``IssueSearch`` and ``IssueSearchPending`` (issue 14), or None with the code from before them: a benchmark
+    loads that code's database with this loader too, so that both are measured on the same data."""
+    from issues import models
+
+    search, pending = getattr(models, "IssueSearch", None), getattr(models, "IssueSearchPending", None)
+    return None if search is None or pending is None else (search, pending)
 
 
 def ensure_projects(n_projects: int, user_ids: list[int]) -> list[Any]:

@@ -12,7 +12,17 @@ from django.db.backends.signals import connection_created
 
 from bench import seed
 from issues.access import access_for, default_project_key
-from issues.models import Issue, IssueEvent, Membership, Project, Visibility
+from issues.management import demo_text
+from issues.models import (
+    SEARCH_DOCUMENT_SQL,
+    Issue,
+    IssueEvent,
+    IssueSearch,
+    IssueSearchPending,
+    Membership,
+    Project,
+    Visibility,
+)
 from issues.selectors import issue_total
 from issues.services import issue_create
 from tests.factories import UserFactory, add_member, default_project
@@ -22,7 +32,7 @@ N_USERS = 20
 
 
 def table_indexes() -> set[str]:
-    tables = [IssueEvent._meta.db_table, "issues_issue", "issues_comment", "issues_issue_labels"]
+    tables = [IssueEvent._meta.db_table, "issues_issue", "issues_comment", "issues_issue_labels", "issues_issuesearch"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s)", [tables])
         return {row[0] for row in cursor.fetchall()}
@@ -36,6 +46,17 @@ def numbers_from_one(django_db_setup, django_db_blocker):
         cursor.execute(
             "SELECT setval(format('issues_project_%s_number_seq', id)::regclass, 1, false) FROM issues_project"
         )
+
+
+def check_documents(n_issues: int) -> None:
+    """Every issue has its search document, as the insert trigger would have written it, and none is left queued."""
+    assert not IssueSearchPending.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM issues_issue AS search_new_rows JOIN issues_issuesearch s"
+            f" ON s.issue_id = search_new_rows.id WHERE s.document = {SEARCH_DOCUMENT_SQL}"
+        )
+        assert cursor.fetchone()[0] == n_issues == IssueSearch.objects.count()
 
 
 def numbers_by_project() -> dict[str, list[int]]:
@@ -56,6 +77,7 @@ def test_one_transaction_keeps_every_invariant(db):
     counts = seed.load(400, N_USERS)
     assert (counts["issues"], counts["projects"]) == (400, 1)
     check_seed_invariants(400, N_USERS, projects=1)
+    check_documents(400)
     assert numbers_by_project() == {default_project_key(): list(range(1, 401))}  # the default: one project
     after = create_after(default_project(), "After the seed")
     assert (after.pk, after.number) == (401, 401)  # both sequences moved past the seed's
@@ -68,6 +90,7 @@ def test_loading_again_appends_and_reset_starts_over(db):
     assert numbers_by_project() == {default_project_key(): list(range(1, 351))}  # the numbers go on
     seed.load(300, N_USERS, reset=True)
     check_seed_invariants(300, N_USERS)
+    check_documents(300)
     assert numbers_by_project() == {default_project_key(): list(range(1, 301))}  # and start again at 1
     after = create_after(default_project(), "After the reset")
     assert (after.pk, after.number) == (301, 301)
@@ -115,6 +138,24 @@ def test_a_member_of_some_projects_sees_those_and_the_default_one(db):
     assert Membership.objects.filter(user=caller).count() == 5
 
 
+def test_the_text_is_demo_texts_from_hashed_draws(db):
+    """The loader's titles and descriptions are demo_text's grammar in SQL: fed the same numbers (the issue's
+    ``pg_temp.t(id, k)``), demo_text's Python writes exactly the loader's text, for every issue of a load."""
+    seed.load(300, N_USERS, seed=3)
+    with connection.cursor() as cursor:  # the load's functions stay in this session (its pg_temp)
+        cursor.execute(
+            "SELECT id, title, description, ARRAY(SELECT pg_temp.t(id, k) FROM generate_series(0, %s) AS k)"
+            " FROM issues_issue ORDER BY id",
+            [demo_text.DRAWS - 1],
+        )
+        rows = cursor.fetchall()
+    assert len(rows) == 300
+    for pk, title, description, draws in rows:
+        assert title == f"{demo_text.title(draws.__getitem__)} (#{pk})"
+        assert description == demo_text.description(draws.__getitem__)
+    assert len({description for _, _, description, _ in rows}) > 250  # varied, not a few fixed strings
+
+
 @contextlib.contextmanager
 def connections_of_other_threads():
     """Counts the database connections opened meanwhile by threads other than this one."""
@@ -150,9 +191,10 @@ def test_big_load_rebuilds_the_indexes_and_keeps_every_invariant(monkeypatch, jo
         assert len(opened) >= 3, opened
     else:  # all in this thread's transaction
         assert opened == []
-    assert len(before) >= 10
+    assert len(before) >= 11 and "issue_search_document_gin" in before
     assert table_indexes() == before  # every secondary index is back
     check_seed_invariants(300, N_USERS, projects=projects)
+    check_documents(300)
     numbers = numbers_by_project()
     assert len(numbers) == projects and all(found == list(range(1, len(found) + 1)) for found in numbers.values())
     after = create_after(default_project(), "After the big load")
@@ -171,6 +213,7 @@ def test_a_failed_parallel_load_is_undone(monkeypatch):
         seed.load(300, N_USERS, jobs=3)
     assert table_indexes() == before
     check_seed_invariants(50, N_USERS)
+    check_documents(50)
 
 
 def test_refuses_bad_sizes():

@@ -5,10 +5,14 @@ set-based loader is held to the same function in ``tests/test_bench_seed.py``.
 """
 
 import io
+import math
+import re
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,12 +21,15 @@ from django.utils import timezone
 
 from issues.access import default_project_key
 from issues.events import comment_excerpt
+from issues.management import demo_text
 from issues.models import (
     DONE_STATUSES,
     Comment,
     EventType,
     Issue,
     IssueEvent,
+    IssueSearch,
+    IssueSearchPending,
     IssueTally,
     Label,
     Membership,
@@ -61,6 +68,7 @@ def check_seed_invariants(
     if in_id_order:
         assert all(a["created_at"] < b["created_at"] for a, b in pairwise(by_id))
     assert all(i["title"].endswith(f" (#{i['id']})") for i in by_id)
+    check_text(by_id)
 
     check_projects(issues, projects)
 
@@ -134,7 +142,27 @@ def check_seed_invariants(
     assert all(sees(c["author_id"], issues[c["issue_id"]]["project_id"]) for c in comments.values())
 
 
-def check_projects(issues: dict[int, dict], projects: int | None) -> None:
+def check_text(issues: Sequence[Mapping[str, Any]]) -> None:
+    """Titles and descriptions from demo_text's vocabulary: each title starts with one of its subjects, each
+    description is sentences; with enough issues to count, the most common subject is in more titles than any of
+    the 30 least common (Zipf-like), a few descriptions are empty and most have one to three sentences, and some
+    text mentions a component or an error code."""
+    subjects = sorted(demo_text.SUBJECTS, key=len, reverse=True)  # "SSO login" before "login"
+    firsts = Counter(next(s for s in subjects if i["title"].startswith(demo_text.capitalized(s))) for i in issues)
+    assert firsts.total() == len(issues)
+    descriptions = [i["description"] for i in issues]
+    assert all(d.endswith(".") for d in descriptions if d)
+    if len(issues) < 200:
+        return
+    assert all(firsts[demo_text.SUBJECTS[0]] > firsts[s] for s in demo_text.SUBJECTS[-30:])
+    sentences = Counter(d.count(". ") + 1 if d else 0 for d in descriptions)  # a sentence ends with "."
+    assert 0 < sentences[0] < 0.15 * len(issues)
+    assert sentences[1] + sentences[2] + sentences[3] > 0.7 * len(issues)
+    text = " ".join(i["title"] + " " + i["description"] for i in issues)
+    assert any(c in text for c in demo_text.COMPONENTS) and re.search(r"\bE[1-9]\d{3}\b", text)
+
+
+def check_projects(issues: Mapping[int, Mapping[str, Any]], projects: int | None) -> None:
     """Numbers are unique per project and follow creation (id) order in each; with ``projects``, the issues are
     spread over that many projects, the default one among them (and the one with the most issues), private and
     internal mixed, each with a maintainer but the default one (whose demo users are members)."""
@@ -237,3 +265,30 @@ def test_refuses_bad_sizes(db, option):
     with pytest.raises(CommandError, match=">= 1"):
         call_command("seed_demo", **option, stdout=io.StringIO())
     assert not Issue.objects.exists()
+
+
+def test_the_vocabulary_is_zipf_like():
+    """``zipf_index`` gives the i-th of n entries with probability log((i + 1) / i) / log(n + 1): over a fine grid of
+    uniform numbers, each index takes that share of them."""
+    n, grid = 60, 200_000
+    counts = Counter(demo_text.zipf_index((k + 0.5) / grid, n) for k in range(grid))
+    assert set(counts) == set(range(1, n + 1))
+    for i in range(1, n + 1):
+        assert counts[i] / grid == pytest.approx(math.log((i + 1) / i) / math.log(n + 1), abs=2 / grid)
+    # Every value the grammar can produce: a title of at most 255 characters with its " (#id)", sentences that end.
+    assert (
+        max(map(len, demo_text.SUBJECTS))
+        + max(map(len, demo_text.SYMPTOMS))
+        + max(map(len, demo_text.CONTEXTS))
+        + max(map(len, demo_text.COMPONENTS))
+        + len("   in  (#1000000000)")
+        <= 255
+    )
+    assert all(sentence.endswith(".") and ". " not in sentence for sentence in demo_text.SENTENCES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_is_indexed_for_search():
+    call_command("seed_demo", "--issues", "300", "--users", "5", stdout=io.StringIO())
+    assert not IssueSearchPending.objects.exists()
+    assert IssueSearch.objects.count() == Issue.objects.count() == 300

@@ -28,8 +28,10 @@ The data, and the invariants it keeps:
 - every issue has one ``created`` event at ``created_at``; every comment one ``commented`` event.
   Comments fall between ``created_at`` and ``updated_at``; ``updated_at`` is the time of the last
   event. 0–3 comments per issue (a few "hot" issues have 120), 0–3 labels out of 12 (skewed).
-- titles end with `` (#<id>)``. Here the ids come from the sequences; added again, the issues follow the
-  existing ones.
+- titles and descriptions come from ``issues/management/demo_text.py`` (a tracker's vocabulary, Zipf-like: a few
+  words in most issues, component names and error codes in a handful; descriptions of 0-8 sentences, mostly 1-3).
+  Titles end with `` (#<id>)``. Here the ids come from the sequences; added again, the issues follow the existing
+  ones.
 """
 
 import math
@@ -46,9 +48,11 @@ from django.db.models import CharField, Value
 from django.db.models.functions import Cast, Concat, Lower
 from django.utils import timezone
 
+from issues import search_index
 from issues.access import default_project_key
 from issues.events import comment_excerpt
 from issues.fastpath.session import take_issue_numbers
+from issues.management import demo_text
 from issues.models import (
     Comment,
     EventType,
@@ -76,32 +80,6 @@ LABELS = [
     ("needs-triage", "#ededed"),
     ("api", "#0e8a16"),
     ("mobile", "#c5def5"),
-]
-TITLES = [
-    "Login fails with valid credentials",
-    "Crash when saving a draft",
-    "Export times out on large projects",
-    "Typo in the settings page",
-    "Search ignores accented characters",
-    "Slow dashboard for big teams",
-    "Notification emails sent twice",
-    "Dark mode contrast too low",
-    "Attachment upload stalls at 99%",
-    "Timezone shown wrong in reports",
-    "API returns 500 on empty filter",
-    "Add keyboard shortcuts to the board",
-    "Session expires too early",
-    "Broken link in the footer",
-    "Pagination skips an item",
-    "Memory grows during import",
-]
-DESCRIPTIONS = [
-    "",
-    "Steps to reproduce: open the page, click the button, wait.",
-    "Seen by several customers since the last release.",
-    "Happens only on Safari; Chrome and Firefox are fine.",
-    "Expected: the change is saved. Actual: an error banner appears.",
-    "Low impact but annoying; a workaround exists (reload the page).",
 ]
 COMMENTS = [
     "Reproduced on the staging server.",
@@ -171,6 +149,9 @@ class Command(BaseCommand):
                 raise CommandError("No demo user may write in any of the projects (each is a viewer at most).")
             now = timezone.now().replace(microsecond=0)
             counts = _seed(n_issues, projects, now, options["seed"])
+        # The issues' search documents, which the insert trigger queued (bulk_create inserts batches of more than
+        # SEARCH_INLINE_ROWS): written now rather than left to a worker, so the demo's search uses its index.
+        search_index.index_pending()
         self.stdout.write(
             f"Seeded {counts['issues']} issues, {counts['comments']} comments, {counts['events']} events, "
             f"{counts['labels']} issue labels, {len(projects)} projects, {len(user_ids)} users "
@@ -307,6 +288,10 @@ def _new_issue(rng: random.Random, g: int, n: int, now: datetime, project: DemoP
         status = "open" if rs < 0.25 else "in_progress" if rs < 0.37 else "resolved" if rs < 0.6 else "closed"
     n_comments = HOT_COMMENTS if rng.random() < HOT_ISSUE_SHARE else math.floor(4 * rng.random() ** 2)
     rp = rng.random()
+
+    def draw(k: int) -> float:  # demo_text reads each of its numbered draws at most once: the next one will do
+        return rng.random()
+
     team = project.writers
     nu = len(team)
     if status == "open":
@@ -317,8 +302,8 @@ def _new_issue(rng: random.Random, g: int, n: int, now: datetime, project: DemoP
         updated = created + d * (1 if status == "resolved" else 1.1)
     issue = Issue(
         project_id=project.pk,
-        title=TITLES[math.floor(rng.random() * len(TITLES))],
-        description=DESCRIPTIONS[math.floor(rng.random() * len(DESCRIPTIONS))],
+        title=demo_text.title(draw),
+        description=demo_text.description(draw),
         status=status,
         priority="low" if rp < 0.2 else "medium" if rp < 0.7 else "high" if rp < 0.92 else "critical",
         assignee_id=None if rng.random() < 0.12 else team[math.floor(nu * rng.random() ** 3)],
