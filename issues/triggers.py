@@ -1,0 +1,192 @@
+"""The database triggers of the issue table (``Issue.Meta.triggers``, django-pgtrigger): the number's default, the
+frozen project and number, and what they keep: the issue tally and the facet tally (``IssueTally``,
+``IssueFacetTally``), and the search documents (``IssueSearch``, ``IssueSearchPending``). Kept apart from the models
+for their length; a change to any body here needs a migration (``makemigrations`` notices: pgtrigger hashes them)
+that repeats the ``ENABLE ALWAYS`` of the triggers it recreates.
+"""
+
+import pgtrigger
+
+# The text search configuration and the weighted document of an issue: the title (A) ranks above the
+# description (B). Written by the issue table's triggers into ``IssueSearch.document``; ``issues.search`` queries
+# it with the same configuration. ``search_new_rows`` is the insert trigger's transition table (the update
+# trigger reads ``NEW.`` instead).
+SEARCH_CONFIG = "english"
+# An INSERT statement of at most this many rows writes their documents itself; a larger one queues them
+# (``IssueSearchPending``): computing a document costs about as much as the rest of an imported row's write.
+SEARCH_INLINE_ROWS = 100
+SEARCH_DOCUMENT_SQL = (
+    f"setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(search_new_rows.title, '')), 'A')"
+    f" || setweight(to_tsvector('{SEARCH_CONFIG}'::regconfig, coalesce(search_new_rows.description, '')), 'B')"
+)
+
+# The issue tally (``IssueTally``): each INSERT or DELETE statement (a COPY of 5,000 rows included) adds
+# its row counts per project, read from its transition table, to one slot per project, in its own
+# transaction; TRUNCATE clears the tally. The slot's row stays locked until the writer commits, and an
+# import is one long transaction: so a writer takes the first slot of the project, from its backend's
+# own (``pg_backend_pid() % 64``) on, that no open transaction holds (a try-lock on an advisory key per
+# (project, slot), held to the end of the transaction, as the row lock is), and waits only when all 64 are
+# held (64 open writes in one project). ENABLE ALWAYS (migrations 0009, 0010, 0013) makes them fire also
+# under session_replication_role = replica (bench/seed.py): pgtrigger has no option for it and creates
+# triggers as plain ENABLE, so a migration that recreates one (a changed body) must repeat that ALTER
+# (tests/issues/test_issue_tally.py checks it). Never pgtrigger.ignore() them: the count would drift. An
+# issue never changes project (``frozen_project_number``), so UPDATEs leave the tally alone.
+TALLY_UPSERT = """
+            LOOP
+                FETCH deltas INTO project, delta;
+                EXIT WHEN NOT FOUND;
+                chosen := pg_backend_pid() % 64;
+                FOR step IN 0..63 LOOP
+                    IF pg_try_advisory_xact_lock(hashtextextended(
+                        'issues_issuetally:' || project || ':' || ((pg_backend_pid() + step) % 64), 0)) THEN
+                        chosen := (pg_backend_pid() + step) % 64;
+                        EXIT;
+                    END IF;
+                END LOOP;
+                INSERT INTO issues_issuetally AS t (project_id, slot, issues) VALUES (project, chosen, delta)
+                ON CONFLICT (project_id, slot) DO UPDATE SET issues = t.issues + EXCLUDED.issues;
+            END LOOP;
+            RETURN NULL;"""
+TALLY_DECLARE = [("deltas", "refcursor"), ("project", "bigint"), ("delta", "bigint"), ("chosen", "int")]
+FACET_UPSERT = """
+            LOOP
+                FETCH deltas INTO project, st, pr, who, delta;
+                EXIT WHEN NOT FOUND;
+                IF project IS DISTINCT FROM slot_project THEN
+                    slot_project := project;
+                    chosen := 0;
+                    FOR step IN 0..63 LOOP
+                        IF pg_try_advisory_xact_lock(hashtextextended(
+                            'issues_issuefacettally:' || project || ':' || step, 0)) THEN
+                            chosen := step;
+                            EXIT;
+                        END IF;
+                    END LOOP;
+                END IF;
+                INSERT INTO issues_issuefacettally AS t (project_id, status, priority, assignee_id, slot, issues)
+                VALUES (project, st, pr, who, chosen, delta)
+                ON CONFLICT (project_id, status, priority, assignee_id, slot)
+                DO UPDATE SET issues = t.issues + EXCLUDED.issues;
+            END LOOP;
+            RETURN NULL;"""
+FACET_DECLARE = [
+    ("deltas", "refcursor"),
+    ("project", "bigint"),
+    ("slot_project", "bigint"),
+    ("st", "text"),
+    ("pr", "text"),
+    ("who", "bigint"),
+    ("delta", "bigint"),
+    ("chosen", "int"),
+]
+ISSUE_TRIGGERS = [
+    pgtrigger.Trigger(
+        name="tally_insert",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Insert,
+        referencing=pgtrigger.Referencing(new="tally_new_rows"),
+        declare=TALLY_DECLARE,
+        func="OPEN deltas FOR SELECT project_id, count(*) FROM tally_new_rows GROUP BY project_id;" + TALLY_UPSERT,
+    ),
+    pgtrigger.Trigger(
+        name="tally_delete",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Delete,
+        referencing=pgtrigger.Referencing(old="tally_old_rows"),
+        declare=TALLY_DECLARE,
+        func="OPEN deltas FOR SELECT project_id, -count(*) FROM tally_old_rows GROUP BY project_id;" + TALLY_UPSERT,
+    ),
+    pgtrigger.Trigger(
+        name="tally_truncate",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Truncate,
+        func="DELETE FROM issues_issuetally; RETURN NULL;",
+    ),
+    # A row inserted without a number (a fixture, a bulk_create) takes the next one of its project.
+    pgtrigger.Trigger(
+        name="number_default",
+        level=pgtrigger.Row,
+        when=pgtrigger.Before,
+        operation=pgtrigger.Insert,
+        condition=pgtrigger.Q(new__number__isnull=True),
+        func="NEW.number := nextval(('issues_project_' || NEW.project_id || '_number_seq')::regclass); RETURN NEW;",
+    ),
+    pgtrigger.ReadOnly(name="frozen_project_number", fields=["project", "number"]),
+    # The facet tally (``IssueFacetTally``): the free-slot scheme of the tally above, per (project,
+    # status, priority, assignee), except that a writer takes the lowest free slot (from 0, not from its
+    # backend's own): pooled connections come and go with new pids, and starting from the pid gave each
+    # combination a row in every slot over time (2.2 rows per combination after 51,200 changes by 256
+    # backends, 1.1 from 0). An UPDATE moves the counts of the rows whose status, priority or assignee
+    # changed (nothing is written for a PATCH of the title alone: the sums cancel out).
+    pgtrigger.Trigger(
+        name="facet_insert",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Insert,
+        referencing=pgtrigger.Referencing(new="facet_new_rows"),
+        declare=FACET_DECLARE,
+        func="OPEN deltas FOR SELECT project_id, status, priority, coalesce(assignee_id, 0), count(*)"
+        " FROM facet_new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1;" + FACET_UPSERT,
+    ),
+    pgtrigger.Trigger(
+        name="facet_delete",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Delete,
+        referencing=pgtrigger.Referencing(old="facet_old_rows"),
+        declare=FACET_DECLARE,
+        func="OPEN deltas FOR SELECT project_id, status, priority, coalesce(assignee_id, 0), -count(*)"
+        " FROM facet_old_rows GROUP BY 1, 2, 3, 4 ORDER BY 1;" + FACET_UPSERT,
+    ),
+    pgtrigger.Trigger(
+        name="facet_update",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Update,
+        referencing=pgtrigger.Referencing(old="facet_old_rows", new="facet_new_rows"),
+        declare=FACET_DECLARE,
+        func="OPEN deltas FOR SELECT project_id, status, priority, a, sum(d) FROM ("
+        " SELECT project_id, status, priority, coalesce(assignee_id, 0) AS a, 1 AS d FROM facet_new_rows"
+        " UNION ALL"
+        " SELECT project_id, status, priority, coalesce(assignee_id, 0), -1 FROM facet_old_rows"
+        ") AS moved GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0 ORDER BY 1;" + FACET_UPSERT,
+    ),
+    pgtrigger.Trigger(
+        name="facet_truncate",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Truncate,
+        func="DELETE FROM issues_issuefacettally; RETURN NULL;",
+    ),
+    # The search document (``IssueSearch``): an INSERT statement of a few rows (a create, a small import)
+    # writes their documents at once; a larger one (an import's batch, a COPY) queues its rows in
+    # ``IssueSearchPending``, indexed right after the commit (``issues.search_index``). A row whose title
+    # or description an UPDATE changed gets its document rewritten (no-op while it is still queued: the
+    # indexer reads the text as it is then). A status change (PATCH, bulk) leaves it alone: the GIN index
+    # is not touched by writes that do not change text.
+    pgtrigger.Trigger(
+        name="search_insert",
+        level=pgtrigger.Statement,
+        when=pgtrigger.After,
+        operation=pgtrigger.Insert,
+        referencing=pgtrigger.Referencing(new="search_new_rows"),
+        func=f"IF (SELECT count(*) FROM search_new_rows) <= {SEARCH_INLINE_ROWS} THEN"
+        f" INSERT INTO issues_issuesearch (issue_id, document) SELECT id, {SEARCH_DOCUMENT_SQL}"
+        " FROM search_new_rows;"
+        " ELSE INSERT INTO issues_issuesearchpending (issue_id) SELECT id FROM search_new_rows;"
+        " END IF; RETURN NULL;",
+    ),
+    pgtrigger.Trigger(
+        name="search_update",
+        level=pgtrigger.Row,
+        when=pgtrigger.After,
+        operation=pgtrigger.UpdateOf("title", "description"),
+        condition=pgtrigger.AnyChange("title", "description"),
+        func="UPDATE issues_issuesearch SET document = "
+        + SEARCH_DOCUMENT_SQL.replace("search_new_rows.", "NEW.")
+        + " WHERE issue_id = NEW.id; RETURN NULL;",
+    ),
+]
