@@ -2,6 +2,9 @@
 factories: tests/factories.py). The suite runs on PostgreSQL, as the product does; nothing in it is skipped for
 want of a database feature."""
 
+import threading
+import time
+
 import pytest
 from django.core.servers.basehttp import WSGIServer
 from rest_framework.test import APIClient
@@ -12,6 +15,26 @@ from tests.helpers import make_client
 # The live server's listen backlog (Django's default is 10) must hold the 32 connections the race
 # tests open at the same instant; a full backlog resets connections, which is not what they test.
 WSGIServer.request_queue_size = 128
+
+# Without a broker, a job and the search indexing after an import run on threads of this process
+# (jobs.services, issues.search_index). One still running when a test ends would hold locks on the
+# tables its database flush truncates (a lock timeout in teardown), or write into the next test: each
+# test waits for them before its fixtures are torn down.
+BACKGROUND_THREADS = ("job-", "search-index")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    deadline = time.monotonic() + 300
+    while running := [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith(BACKGROUND_THREADS) and t.is_alive() and not t.name.startswith("job-heartbeat")
+    ]:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"background threads still running after the test: {running}")
+        running[0].join(max(0.0, deadline - time.monotonic()))
+    yield
 
 
 @pytest.fixture
