@@ -25,8 +25,9 @@ class IssueListPaginator(Paginator):
     its projects (``unfiltered``: the count is the kept total of the caller's projects, or of ``count_projects``),
     in the default order too (``whole_list``: pages 1..PREPARED_PAGES are read with that count by one prepared
     statement), or those that ``facets`` describes exactly (the count is the sum of the kept facet counts; None
-    when some other filter is active: then ``COUNT(*)``). Any other page of issues is read through
-    ``selectors.issue_page``."""
+    when some other filter is active: then ``COUNT(*)``), and with ``facet_pages`` (the list's parameters were only
+    those filters: ``issues.facet_params``) pages 1..PREPARED_PAGES are read by one prepared statement too
+    (``selectors.issue_facet_page``). Any other page of issues is read through ``selectors.issue_page``."""
 
     def __init__(
         self,
@@ -36,12 +37,14 @@ class IssueListPaginator(Paginator):
         whole_list: bool = False,
         count_projects: list[int] | None = None,
         facets: Facets | None = None,
+        facet_pages: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.access = access
         self.count_projects = count_projects
         self.facets = facets
+        self.facet_pages = facet_pages and facets is not None
         self.unfiltered = unfiltered
         self.whole_list = whole_list
 
@@ -60,8 +63,15 @@ class IssueListPaginator(Paginator):
         rows: Any = None
         digits = str(number)
         # (the length first: int() refuses strings of more than 4,300 digits with a ValueError)
-        prepared = self.whole_list and self.orphans == 0 and digits.isdecimal() and len(digits) <= 4
-        if prepared and 1 <= int(digits) <= PREPARED_PAGES:
+        prepared = (
+            (self.whole_list or self.facet_pages) and self.orphans == 0 and digits.isdecimal() and len(digits) <= 4
+        )
+        if prepared and self.facet_pages and 1 <= int(digits) <= PREPARED_PAGES:
+            number = self.validate_number(number)  # the kept facet count first: no read of a page past the end
+            bottom = (number - 1) * self.per_page
+            assert self.facets is not None  # (facet_pages says so)
+            rows = selectors.issue_facet_page(self.access, self.facets, bottom, bottom + self.per_page)
+        elif prepared and 1 <= int(digits) <= PREPARED_PAGES:
             bottom = (int(digits) - 1) * self.per_page
             read = selectors.issue_list_page(self.access, bottom, bottom + self.per_page)
             if read is not None:

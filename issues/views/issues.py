@@ -17,6 +17,7 @@ from api.pagination import KeysetPagination, PageNumberPagination
 from .. import selectors, services
 from ..access import Access, Action, access_for
 from ..exceptions import VersionConflict
+from ..facet_params import facets_from_params
 from ..filters import IssueFilterSet, project_ids_param
 from ..idempotency import idempotent
 from ..models import Issue
@@ -61,6 +62,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     # Set by filter_queryset: the issues the filters select when the kept facet counts can count them (only
     # project, status, priority and assignee asked, by parameters or ``q`` qualifiers), None otherwise.
     facets: Facets | None = None
+    facet_pages = False  # set by list(): only everyday filters were asked (``issues.facet_params``)
 
     @property
     def access(self) -> Access:
@@ -77,6 +79,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
             whole_list=self.whole_list,
             count_projects=self.count_projects,
             facets=self.facets,
+            facet_pages=self.facet_pages,
         )
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
@@ -145,7 +148,12 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
         if self.unfiltered and "project" in asked:
             keys = split_values(request.query_params.getlist("project"))
             self.count_projects = project_ids_param(request, keys) if keys else None
-        queryset = self.filter_queryset(self.get_queryset())
+        facets = None if self.unfiltered or mode != "page" else facets_from_params(request)
+        if facets is not None:  # only the everyday filters: read without the FilterSet
+            self.facets, self.facet_pages = facets, True
+            queryset = selectors.facet_filtered(self.get_queryset(), facets)
+        else:
+            queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(IssueSerializer(page, many=True).data)
 
