@@ -6,8 +6,8 @@ import time
 import pytest
 from django.db import transaction
 
-from hooks.models import WebhookDelivery
-from tests.factories import IssueFactory
+from hooks.models import Webhook, WebhookDelivery
+from tests.factories import IssueFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,3 +48,26 @@ def test_a_rolled_back_write_sends_nothing(boss, webhook, project, receiver):
     time.sleep(0.3)
     assert not WebhookDelivery.objects.exists()  # ...and gone with it
     assert receiver.requests == []
+
+
+def test_the_admin_edit_is_delivered_in_process_without_a_broker(client, staff, settings, receiver):
+    """No CELERY_BROKER_URL (this test process): the delivery runs right after the admin's commit. (Not beside
+    test_worker.py's tests: the relay of the worker those keep running would race this process for the delivery.)"""
+    assert settings.CELERY_TASK_ALWAYS_EAGER
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    project = ProjectFactory(key="WEB")
+    hook = Webhook.objects.create(project=project, url=receiver.url, events=["issue.updated"])
+    issue = IssueFactory(project=project, title="Before")
+    client.force_login(staff)
+    form = {
+        "title": "After", "description": "", "status": issue.status, "priority": issue.priority, "assignee": "",
+        "labels": [], "seen_version": 1, "events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0",
+        "events-MIN_NUM_FORMS": "0", "events-MAX_NUM_FORMS": "1000",
+    }  # fmt: skip
+    response = client.post(f"/admin/issues/issue/{issue.pk}/change/", form)
+    assert response.status_code == 302, response.content[:1000]
+    (got,) = receiver.succeeded()  # delivered before the response returned
+    body = got.verify(hook.secret)
+    assert body["type"] == "issue.updated" and body["data"]["source"] == "admin"
+    assert body["data"]["changes"][0]["details"] == {"from": "Before", "to": "After"}
+    assert body["data"]["actor"]["id"] == staff.pk

@@ -124,28 +124,6 @@ def test_every_write_path_sends_exactly_its_events(web, worker, receiver, setup)
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {"succeeded"}
 
 
-def test_the_admin_edit_is_delivered_in_process_without_a_broker(client, staff, settings, receiver):
-    """No CELERY_BROKER_URL (this test process): the delivery runs right after the admin's commit."""
-    assert settings.CELERY_TASK_ALWAYS_EAGER
-    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
-    project = ProjectFactory(key="WEB")
-    hook = Webhook.objects.create(project=project, url=receiver.url, events=["issue.updated"])
-    issue = IssueFactory(project=project, title="Before")
-    client.force_login(staff)
-    form = {
-        "title": "After", "description": "", "status": issue.status, "priority": issue.priority, "assignee": "",
-        "labels": [], "seen_version": 1, "events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0",
-        "events-MIN_NUM_FORMS": "0", "events-MAX_NUM_FORMS": "1000",
-    }  # fmt: skip
-    response = client.post(f"/admin/issues/issue/{issue.pk}/change/", form)
-    assert response.status_code == 302, response.content[:1000]
-    (got,) = receiver.succeeded()  # delivered before the response returned
-    body = got.verify(hook.secret)
-    assert body["type"] == "issue.updated" and body["data"]["source"] == "admin"
-    assert body["data"]["changes"][0]["details"] == {"from": "Before", "to": "After"}
-    assert body["data"]["actor"]["id"] == staff.pk
-
-
 def test_500_500_200_is_three_attempts_with_one_webhook_id(web, worker, receiver, setup):
     _project, boss, hook = setup
     receiver.plan = [500, 500, 200]
