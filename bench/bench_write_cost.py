@@ -14,14 +14,16 @@ maintainer of 5 of the 20 projects.
 
 After a warm-up (one bulk and a small import on each side, not measured), round r (``--rounds``) runs, for BEFORE
 then AFTER (AFTER first on odd rounds, so that neither always goes first):
-- bulk: five ``POST /api/issues/bulk-status`` of the same 1,000 open issues (the same ids on both sides: the two
-  databases received the same writes), alternating ``closed`` / ``in_progress`` so that every request changes all
-  1,000 rows; the median ms;
+- bulk: five ``POST /api/issues/bulk-status`` of the same 1,000 open issues on each side (the same ids on both
+  sides: the two databases received the same writes), alternating ``closed`` / ``in_progress`` so that every
+  request changes all 1,000 rows; the median ms. The two sides' requests are interleaved (BEFORE, AFTER, AFTER,
+  BEFORE, ...: each pair a fraction of a second apart), since on a shared machine the load swings within seconds;
 - import: ``POST /api/issues/import`` of a CSV of ``--import-rows`` rows with demo_text's titles and descriptions
   (the same file on both sides), ms end to end; on AFTER also the time until its search documents are written
   (``issues_issuesearchpending`` empty again: the indexer runs after the commit, outside the request).
 Ratios are BEFORE ms ÷ AFTER ms (the target: AFTER at no less than 0.85× BEFORE's throughput), the median of the
-rounds' pairs. Output: ``bench/results/search/write-cost-<size>.json`` and ``.md``, printed too.
+rounds' pairs; for the bulk also ``bulk_pair_ratio``, the median over every interleaved pair of requests. Output:
+``bench/results/search/write-cost-<size>.json`` and ``.md``, printed too.
 """
 
 import argparse
@@ -139,19 +141,25 @@ def import_file(rows: int, user_ids: list[int], seed: int) -> bytes:
     return out.getvalue().encode()
 
 
-def bulk(base: str, token: str, ids: list[int]) -> dict[str, Any]:
-    timings = []
+def bulk(sides: list[tuple[str, str, str]], ids: list[int]) -> dict[str, dict[str, Any]]:
+    """BULK_REQUESTS bulks on each of ``sides`` ((name, base, token)), interleaved request by request, the order
+    of each pair alternating; per side the median ms and every request's."""
+    timings: dict[str, list[float]] = {name: [] for name, _, _ in sides}
     for i in range(BULK_REQUESTS):
-        started = time.perf_counter()
-        response = requests.post(
-            f"{base}/api/issues/bulk-status",
-            json={"ids": ids, "status": "closed" if i % 2 == 0 else "in_progress"},
-            headers={"Authorization": f"Token {token}"},
-            timeout=600,
-        )
-        timings.append((time.perf_counter() - started) * 1000)
-        assert response.status_code == 200 and response.json()["updated"] == len(ids), response.text[:300]
-    return {"median_ms": round(statistics.median(timings), 1), "ms": [round(t, 1) for t in timings]}
+        for name, base, token in sides if i % 2 == 0 else sides[::-1]:
+            started = time.perf_counter()
+            response = requests.post(
+                f"{base}/api/issues/bulk-status",
+                json={"ids": ids, "status": "closed" if i % 2 == 0 else "in_progress"},
+                headers={"Authorization": f"Token {token}"},
+                timeout=600,
+            )
+            timings[name].append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200 and response.json()["updated"] == len(ids), response.text[:300]
+    return {
+        name: {"median_ms": round(statistics.median(ms), 1), "ms": [round(t, 1) for t in ms]}
+        for name, ms in timings.items()
+    }
 
 
 def pending(db: str) -> int | None:
@@ -215,18 +223,20 @@ def main() -> None:
     try:
         warm = [pk for (pk,) in query(first, f"SELECT id FROM issues_issue WHERE status = 'open' AND "
                                              f"{in_projects(visible)} ORDER BY id LIMIT 1000")]  # fmt: skip
-        for tree in trees:  # not measured: the workers' first requests, caches, prepared statements
+        sides = [(tree.name, servers[tree.name].base, setup[tree.name]["token"]) for tree in trees]
+        bulk(sides, warm)  # not measured: the workers' first requests, caches, prepared statements
+        for tree in trees:
             base, token = servers[tree.name].base, setup[tree.name]["token"]
-            bulk(base, token, warm)
             import_once(base, token, tree.db, import_file(500, user_ids, seed=2), 500)
         for r in range(args.rounds):
             ids = [pk for (pk,) in query(first, f"SELECT id FROM issues_issue WHERE status = 'open' AND "
                                                 f"{in_projects(visible)} ORDER BY random() LIMIT 1000")]  # fmt: skip
             figures: dict[str, Any] = {"round": r + 1, "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+            bulks = bulk(sides if r % 2 == 0 else sides[::-1], ids)
             for tree in trees if r % 2 == 0 else trees[::-1]:
                 base, token = servers[tree.name].base, setup[tree.name]["token"]
                 figures[tree.name] = {
-                    "bulk": bulk(base, token, ids),
+                    "bulk": bulks[tree.name],
                     "import": import_once(base, token, tree.db, data, args.import_rows),
                 }
             b, a = figures["before"], figures["after"]
@@ -252,6 +262,8 @@ def main() -> None:
         for key in ("bulk_ratio", "import_ratio", "import_indexed_ratio")
         if all(key in r for r in rounds)
     }
+    pairs = [b / a for r in rounds for b, a in zip(r["before"]["bulk"]["ms"], r["after"]["bulk"]["ms"], strict=True)]
+    summary["bulk_pair_ratio"] = round(statistics.median(pairs), 3)
     for side in ("before", "after"):
         summary[f"{side}_bulk_median_ms"] = statistics.median(r[side]["bulk"]["median_ms"] for r in rounds)
         summary[f"{side}_import_median_ms"] = statistics.median(r[side]["import"]["ms"] for r in rounds)

@@ -337,15 +337,13 @@ class IssueTally(models.Model):
 
 
 class IssueFacetTally(models.Model):
-    """The number of issues per (project, status, priority, assignee), kept by the issue table's triggers
-    (``facet_*`` in ``Issue.Meta.triggers``) with the free-slot scheme of ``IssueTally``: so that a list filtered by
-    any combination of project, status, priority and assignee counts its matches by summing a few rows instead of
-    running ``COUNT(*)`` over them (``selectors.issue_facet_total``). ``assignee_id`` 0 means unassigned (a unique
-    key cannot hold NULL as a value). Rows whose count went back to 0 stay (at most 64 slots per combination).
-    Nothing else writes here.
-    """
+    """The number of issues per (assignee, project, status, priority), kept by the issue table's triggers (``facet_*``
+    in ``Issue.Meta.triggers``) with the free-slot scheme of ``IssueTally``, beside the coarser ``IssueStatusTally``:
+    a count filtered by assignee sums those assignees' rows only (the key leads with the assignee). ``assignee_id`` 0
+    means unassigned (a unique key cannot hold NULL). Rows whose count went back to 0 stay (at most 64 slots per
+    combination). Fillfactor 50 (migration 0018): the triggers' updates stay HOT (write no index entry)."""
 
-    # No index of its own: the unique key leads with it (and the planner, given the choice, sometimes took it).
+    # No index of its own: the unique key holds it.
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
     )
@@ -358,12 +356,33 @@ class IssueFacetTally(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "status", "priority", "assignee_id", "slot"], name="facet_tally_unique"
+                fields=["assignee_id", "project", "status", "priority", "slot"], name="facet_tally_assignee_unique"
             )
         ]
 
     def __str__(self) -> str:
         return f"project {self.project_id} {self.status}/{self.priority}/{self.assignee_id} slot {self.slot}"
+
+
+class IssueStatusTally(models.Model):
+    """``IssueFacetTally`` without the assignee, written by the same statements in the same slots: a count with no
+    assignee filter sums a few rows per project, whatever the number of users. Fillfactor 50, as that one."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    status = models.CharField(max_length=20)
+    priority = models.CharField(max_length=10)
+    slot = models.SmallIntegerField()
+    issues = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "status", "priority", "slot"], name="status_tally_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} {self.status}/{self.priority} slot {self.slot}"
 
 
 class IssueSearch(models.Model):

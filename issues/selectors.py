@@ -10,7 +10,8 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models import Count, F, Func, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from .access import Access
 from .fastpath.prepared import PreparedGet, PreparedRows
@@ -21,6 +22,7 @@ from .models import (
     Issue,
     IssueEvent,
     IssueFacetTally,
+    IssueStatusTally,
     IssueTally,
     Label,
     Membership,
@@ -74,26 +76,43 @@ def issue_total(access: Access, project_ids: list[int] | None = None) -> int:
 
 def issue_facet_total(access: Access, facets: Facets) -> int:
     """The number of issues the caller can see among those ``facets`` describes (any of its projects, statuses,
-    priorities and assignees, none of its excluded assignees), summed from the per-(project, status, priority,
-    assignee) counts the database triggers keep (``IssueFacetTally``): one statement over the rows of the matching
-    combinations (one per slot that wrote one), whatever the number of issues. A dimension that allows nothing (an
-    empty list) is 0 without a query."""
+    priorities and assignees, none of its excluded assignees), summed from the counts the database triggers keep,
+    in one statement whose rows do not grow with the issues or the users: with no assignee filter, the
+    per-(project, status, priority) ``IssueStatusTally``; with assignees, the rows of those assignees in
+    ``IssueFacetTally`` (its key leads with the assignee); with excluded assignees only, the former less the
+    excluded assignees' rows of the latter. A dimension that allows nothing (an empty list), or assignees that are
+    all excluded, is 0 without a query."""
     dimensions = (facets.project_ids, facets.statuses, facets.priorities, facets.assignees)
     if any(values is not None and not values for values in dimensions):
         return 0
-    tally = scope(IssueFacetTally.objects.all(), access)
-    if facets.project_ids is not None:
-        tally = tally.filter(project_id__any=facets.project_ids)
-    if facets.statuses is not None:
-        tally = tally.filter(status__in=facets.statuses)
-    if facets.priorities is not None:
-        tally = tally.filter(priority__in=facets.priorities)
+
+    def narrowed(tally: QuerySet) -> QuerySet:
+        tally = scope(tally, access)
+        if facets.project_ids is not None:
+            tally = tally.filter(project_id__any=facets.project_ids)
+        if facets.statuses is not None:
+            tally = tally.filter(status__in=facets.statuses)
+        if facets.priorities is not None:
+            tally = tally.filter(priority__in=facets.priorities)
+        return tally
+
     # The tally's key holds "unassigned" as assignee 0 (a unique key cannot compare NULLs).
+    excluded = [user_id or 0 for user_id in facets.assignees_excluded]
     if facets.assignees is not None:
-        tally = tally.filter(assignee_id__any=[user_id or 0 for user_id in facets.assignees])
-    if facets.assignees_excluded:
-        tally = tally.exclude(assignee_id__any=[user_id or 0 for user_id in facets.assignees_excluded])
-    return tally.aggregate(total=Sum("issues", default=0))["total"]
+        assignees = [user_id or 0 for user_id in facets.assignees if (user_id or 0) not in excluded]
+        if not assignees:
+            return 0
+        by_assignee = narrowed(IssueFacetTally.objects.filter(assignee_id__any=assignees))
+        return by_assignee.aggregate(total=Sum("issues", default=0))["total"]
+    without_assignee = narrowed(IssueStatusTally.objects.all())
+    if not excluded:
+        return without_assignee.aggregate(total=Sum("issues", default=0))["total"]
+    # SUM as a plain function: a scalar subquery, not an aggregate that would group the outer statement.
+    of_excluded = narrowed(IssueFacetTally.objects.filter(assignee_id__any=excluded)).annotate(
+        n=Func("issues", function="SUM")
+    )
+    total = Sum("issues", default=0) - Coalesce(Subquery(of_excluded.values("n")), 0)
+    return without_assignee.aggregate(total=total)["total"]
 
 
 def issue_page(issues: QuerySet[Issue], start: int, stop: int) -> QuerySet[Issue]:

@@ -1,8 +1,8 @@
 """The database triggers of the issue table (``Issue.Meta.triggers``, django-pgtrigger): the number's default, the
-frozen project and number, and what they keep: the issue tally and the facet tally (``IssueTally``,
-``IssueFacetTally``), and the search documents (``IssueSearch``, ``IssueSearchPending``). Kept apart from the models
-for their length; a change to any body here needs a migration (``makemigrations`` notices: pgtrigger hashes them)
-that repeats the ``ENABLE ALWAYS`` of the triggers it recreates.
+frozen project and number, and what they keep: the issue tally and the facet tallies (``IssueTally``,
+``IssueFacetTally``, ``IssueStatusTally``), and the search documents (``IssueSearch``, ``IssueSearchPending``). Kept
+apart from the models for their length; a change to any body here needs a migration (``makemigrations`` notices:
+pgtrigger hashes them) that repeats the ``ENABLE ALWAYS`` of the triggers it recreates.
 """
 
 import pgtrigger
@@ -48,37 +48,67 @@ TALLY_UPSERT = """
             END LOOP;
             RETURN NULL;"""
 TALLY_DECLARE = [("deltas", "refcursor"), ("project", "bigint"), ("delta", "bigint"), ("chosen", "int")]
+# The facet tallies (``IssueFacetTally`` by assignee, ``IssueStatusTally`` without): the deltas of a statement, one
+# row per (project, status, priority, assignee) that changed, are read into arrays; a writer then takes, per project,
+# the lowest slot (from 0, not from its backend's own: pooled connections come and go with new pids, and starting
+# from the pid gave each combination a row in every slot over time) that no open transaction holds, under one
+# advisory key per (project, slot) for both tallies; then one INSERT ... ON CONFLICT per tally adds all the deltas,
+# in the order of its unique key (two writers that share a slot, when all 64 are held, lock rows in one order).
+# Nothing moved (a PATCH of the title): no lock taken, nothing written.
 FACET_UPSERT = """
-            LOOP
-                FETCH deltas INTO project, st, pr, who, delta;
-                EXIT WHEN NOT FOUND;
-                IF project IS DISTINCT FROM slot_project THEN
-                    slot_project := project;
-                    chosen := 0;
-                    FOR step IN 0..63 LOOP
-                        IF pg_try_advisory_xact_lock(hashtextextended(
-                            'issues_issuefacettally:' || project || ':' || step, 0)) THEN
-                            chosen := step;
-                            EXIT;
-                        END IF;
-                    END LOOP;
-                END IF;
-                INSERT INTO issues_issuefacettally AS t (project_id, status, priority, assignee_id, slot, issues)
-                VALUES (project, st, pr, who, chosen, delta)
-                ON CONFLICT (project_id, status, priority, assignee_id, slot)
-                DO UPDATE SET issues = t.issues + EXCLUDED.issues;
+            IF projects IS NULL THEN
+                RETURN NULL;
+            END IF;
+            FOR project IN SELECT DISTINCT p FROM unnest(projects) AS p ORDER BY 1 LOOP
+                chosen := 0;
+                FOR step IN 0..63 LOOP
+                    IF pg_try_advisory_xact_lock(hashtextextended(
+                        'issues_issuefacettally:' || project || ':' || step, 0)) THEN
+                        chosen := step;
+                        EXIT;
+                    END IF;
+                END LOOP;
+                slot_projects := slot_projects || project;
+                slots := slots || chosen;
             END LOOP;
+            WITH slotted AS (
+                SELECT d.*, s.slot
+                FROM unnest(projects, statuses, priorities, assignees, deltas)
+                    AS d(project_id, status, priority, who, n)
+                JOIN unnest(slot_projects, slots) AS s(project_id, slot) USING (project_id)
+            ), by_assignee AS (
+                INSERT INTO issues_issuefacettally AS t (assignee_id, project_id, status, priority, slot, issues)
+                SELECT who, project_id, status, priority, slot, n FROM slotted ORDER BY 1, 2, 3, 4
+                ON CONFLICT (assignee_id, project_id, status, priority, slot)
+                DO UPDATE SET issues = t.issues + EXCLUDED.issues
+            )
+            INSERT INTO issues_issuestatustally AS t (project_id, status, priority, slot, issues)
+            SELECT project_id, status, priority, slot, sum(n) FROM slotted
+            GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3
+            ON CONFLICT (project_id, status, priority, slot) DO UPDATE SET issues = t.issues + EXCLUDED.issues;
             RETURN NULL;"""
 FACET_DECLARE = [
-    ("deltas", "refcursor"),
+    ("projects", "bigint[]"),
+    ("statuses", "text[]"),
+    ("priorities", "text[]"),
+    ("assignees", "bigint[]"),
+    ("deltas", "bigint[]"),
     ("project", "bigint"),
-    ("slot_project", "bigint"),
-    ("st", "text"),
-    ("pr", "text"),
-    ("who", "bigint"),
-    ("delta", "bigint"),
     ("chosen", "int"),
+    ("slot_projects", "bigint[] := '{}'"),
+    ("slots", "int[] := '{}'"),
 ]
+
+
+def facet_moves(deltas: str) -> str:
+    """The facet triggers' body: ``deltas`` selects (project_id, status, priority, who, delta) rows, who 0 for
+    unassigned."""
+    return (
+        "SELECT array_agg(project_id), array_agg(status), array_agg(priority), array_agg(who), array_agg(delta)"
+        f" INTO projects, statuses, priorities, assignees, deltas FROM ({deltas}) AS moved;" + FACET_UPSERT
+    )
+
+
 ISSUE_TRIGGERS = [
     pgtrigger.Trigger(
         name="tally_insert",
@@ -115,12 +145,8 @@ ISSUE_TRIGGERS = [
         func="NEW.number := nextval(('issues_project_' || NEW.project_id || '_number_seq')::regclass); RETURN NEW;",
     ),
     pgtrigger.ReadOnly(name="frozen_project_number", fields=["project", "number"]),
-    # The facet tally (``IssueFacetTally``): the free-slot scheme of the tally above, per (project,
-    # status, priority, assignee), except that a writer takes the lowest free slot (from 0, not from its
-    # backend's own): pooled connections come and go with new pids, and starting from the pid gave each
-    # combination a row in every slot over time (2.2 rows per combination after 51,200 changes by 256
-    # backends, 1.1 from 0). An UPDATE moves the counts of the rows whose status, priority or assignee
-    # changed (nothing is written for a PATCH of the title alone: the sums cancel out).
+    # The facet tallies (FACET_UPSERT): an UPDATE moves the counts of the rows whose status, priority or assignee
+    # changed (nothing for a PATCH of the title alone: the sums cancel out).
     pgtrigger.Trigger(
         name="facet_insert",
         level=pgtrigger.Statement,
@@ -128,8 +154,10 @@ ISSUE_TRIGGERS = [
         operation=pgtrigger.Insert,
         referencing=pgtrigger.Referencing(new="facet_new_rows"),
         declare=FACET_DECLARE,
-        func="OPEN deltas FOR SELECT project_id, status, priority, coalesce(assignee_id, 0), count(*)"
-        " FROM facet_new_rows GROUP BY 1, 2, 3, 4 ORDER BY 1;" + FACET_UPSERT,
+        func=facet_moves(
+            "SELECT project_id, status, priority, coalesce(assignee_id, 0) AS who, count(*) AS delta"
+            " FROM facet_new_rows GROUP BY 1, 2, 3, 4"
+        ),
     ),
     pgtrigger.Trigger(
         name="facet_delete",
@@ -138,8 +166,10 @@ ISSUE_TRIGGERS = [
         operation=pgtrigger.Delete,
         referencing=pgtrigger.Referencing(old="facet_old_rows"),
         declare=FACET_DECLARE,
-        func="OPEN deltas FOR SELECT project_id, status, priority, coalesce(assignee_id, 0), -count(*)"
-        " FROM facet_old_rows GROUP BY 1, 2, 3, 4 ORDER BY 1;" + FACET_UPSERT,
+        func=facet_moves(
+            "SELECT project_id, status, priority, coalesce(assignee_id, 0) AS who, -count(*) AS delta"
+            " FROM facet_old_rows GROUP BY 1, 2, 3, 4"
+        ),
     ),
     pgtrigger.Trigger(
         name="facet_update",
@@ -148,18 +178,20 @@ ISSUE_TRIGGERS = [
         operation=pgtrigger.Update,
         referencing=pgtrigger.Referencing(old="facet_old_rows", new="facet_new_rows"),
         declare=FACET_DECLARE,
-        func="OPEN deltas FOR SELECT project_id, status, priority, a, sum(d) FROM ("
-        " SELECT project_id, status, priority, coalesce(assignee_id, 0) AS a, 1 AS d FROM facet_new_rows"
-        " UNION ALL"
-        " SELECT project_id, status, priority, coalesce(assignee_id, 0), -1 FROM facet_old_rows"
-        ") AS moved GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0 ORDER BY 1;" + FACET_UPSERT,
+        func=facet_moves(
+            "SELECT project_id, status, priority, who, sum(d) AS delta FROM ("
+            " SELECT project_id, status, priority, coalesce(assignee_id, 0) AS who, 1 AS d FROM facet_new_rows"
+            " UNION ALL"
+            " SELECT project_id, status, priority, coalesce(assignee_id, 0), -1 FROM facet_old_rows"
+            ") AS rows GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0"
+        ),
     ),
     pgtrigger.Trigger(
         name="facet_truncate",
         level=pgtrigger.Statement,
         when=pgtrigger.After,
         operation=pgtrigger.Truncate,
-        func="DELETE FROM issues_issuefacettally; RETURN NULL;",
+        func="DELETE FROM issues_issuefacettally; DELETE FROM issues_issuestatustally; RETURN NULL;",
     ),
     # The search document (``IssueSearch``): an INSERT statement of a few rows (a create, a small import)
     # writes their documents at once; a larger one (an import's batch, a COPY) queues its rows in

@@ -1,8 +1,8 @@
-"""The facet tally (``IssueFacetTally``): the number of issues per (project, status, priority, assignee) that the
-database triggers keep, from which a list filtered by those four counts its matches (``selectors.
-issue_facet_total``). It must equal ``COUNT(*)`` per combination after every write path (API, bulk, import,
-admin, user deletion, rollback, TRUNCATE) and under concurrent writers, whose transactions never wait for each
-other on it; and the list's ``count`` read from it must be the real one."""
+"""The facet tallies: the number of issues per (project, status, priority, assignee) (``IssueFacetTally``) and per
+(project, status, priority) (``IssueStatusTally``) that the database triggers keep, from which a list filtered by
+those four counts its matches (``selectors.issue_facet_total``). Both must equal ``COUNT(*)`` per combination after
+every write path (API, bulk, import, admin, user deletion, rollback, TRUNCATE) and under concurrent writers, whose
+transactions never wait for each other on them; and the list's ``count`` read from them must be the real one."""
 
 import threading
 
@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from issues import selectors, services
 from issues.access import SYSTEM, Access, access_for
 from issues.csv_io import importer
-from issues.models import Issue, IssueFacetTally, Priority, Status
+from issues.models import Issue, IssueFacetTally, IssueStatusTally, Priority, Status
 from issues.search import Facets
 from issues.services.bulk import BulkItem
 from tests.factories import IssueFactory, LabelFactory, ProjectFactory, UserFactory, add_member, default_project
@@ -42,18 +42,39 @@ def counted() -> dict[Combination, int]:
     return {(p, s, pr, a): n for p, s, pr, a, n in rows}
 
 
+def kept_without_assignee() -> dict[tuple[int, str, str], int]:
+    """What ``IssueStatusTally`` says, summed over its slots, per (project, status, priority) that has issues."""
+    rows = IssueStatusTally.objects.values_list("project_id", "status", "priority").annotate(n=Sum("issues"))
+    return {(p, s, pr): n for p, s, pr, n in rows if n}
+
+
 def assert_exact() -> dict[Combination, int]:
+    """Both tallies equal ``COUNT(*)``: per combination, and per combination without the assignee."""
     now = counted()
     assert kept() == now
+    without_assignee: dict[tuple[int, str, str], int] = {}
+    for (project, status, priority, _), n in now.items():
+        without_assignee[project, status, priority] = without_assignee.get((project, status, priority), 0) + n
+    assert kept_without_assignee() == without_assignee
     return now
 
 
 def tally_rows() -> list[tuple]:
-    """Every row version of the tally (``xmin``: the transaction that wrote it, a savepoint's own in a test's
+    """Every row version of both tallies (``xmin``: the transaction that wrote it, a savepoint's own in a test's
     transaction): unchanged by a write that moves no count, which must not even rewrite a row with a delta of 0."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id, xmin::text, slot, issues FROM issues_issuefacettally ORDER BY id")
+        cursor.execute(
+            "SELECT 'by assignee', id, xmin::text, slot, issues FROM issues_issuefacettally"
+            " UNION ALL SELECT 'without', id, xmin::text, slot, issues FROM issues_issuestatustally ORDER BY 1, 2"
+        )
         return cursor.fetchall()
+
+
+def advisory_locks() -> int:
+    """The advisory locks this connection holds (the tallies' slots)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        return cursor.fetchone()[0]
 
 
 @pytest.fixture
@@ -110,7 +131,7 @@ def test_api_writes_keep_every_combination_exact(maintainer, maintainer_client, 
         assert_exact()
     assert counted()[(default_project().pk, "resolved", "low", member.pk)] == 1
 
-    # Moving no count (title, description, labels) writes nothing to the tally: the same rows, the same slots.
+    # Moving no count (title, description, labels) writes nothing to the tallies: the same rows, the same slots.
     before = tally_rows()
     patch(first, title="renamed", description="more")
     response = maintainer_client.put(f"/api/issues/{first}/labels", ["ui", "bug"], format="json")
@@ -124,6 +145,26 @@ def test_api_writes_keep_every_combination_exact(maintainer, maintainer_client, 
     assert response.status_code == 200, response.content
     assert response.json()["updated"] == 3
     assert_exact()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_that_moves_no_count_takes_no_slot(member):
+    """A PATCH of the title takes no slot (no advisory lock), so that a concurrent writer of the project keeps slot
+    0; a status change takes one, for both tallies, and so does every statement of that transaction after it."""
+    issue, other = IssueFactory(status="open"), IssueFactory(status="open")
+    with transaction.atomic():
+        services.issue_update(issue_id=issue.pk, actor=member, expected_version=None, changes={"title": "renamed"})
+        assert advisory_locks() == 0
+        services.issue_update(issue_id=issue.pk, actor=member, expected_version=None, changes={"status": "closed"})
+        assert advisory_locks() == 1
+        services.issue_update(issue_id=other.pk, actor=member, expected_version=None, changes={"priority": "low"})
+        assert advisory_locks() == 1  # the same slot of the same project
+    assert advisory_locks() == 0
+    assert IssueFacetTally.objects.values("slot").distinct().count() == 1
+    assert assert_exact() == {
+        (default_project().pk, "closed", "medium", 0): 1,
+        (default_project().pk, "open", "low", 0): 1,
+    }
 
 
 @pytest.mark.django_db
@@ -227,7 +268,7 @@ def test_a_rolled_back_transaction_leaves_it_as_it_was(member):
     project = default_project().pk
     # counted inside the transaction...
     assert inside == [{(project, "open", "high", 0): 1, (project, "closed", "medium", 0): 1}]
-    assert kept() == counted() == before == {(project, "open", "medium", 0): 1}  # ...and not after the rollback
+    assert assert_exact() == before == {(project, "open", "medium", 0): 1}  # ...and not after the rollback
 
 
 @pytest.mark.django_db
@@ -237,7 +278,7 @@ def test_truncate_empties_it_and_counting_starts_again():
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # TRUNCATE refuses a table with pending foreign-key checks
         cursor.execute("TRUNCATE issues_issue CASCADE")
-    assert kept() == counted() == {}
+    assert kept() == kept_without_assignee() == counted() == {}
     IssueFactory(status="resolved")
     assert assert_exact() == {(default_project().pk, "resolved", "medium", 0): 1}
 
@@ -290,27 +331,35 @@ def matching(access: Access, facets: Facets) -> int:
 def test_issue_facet_total_equals_count_star_scoped_to_the_callers_projects(spread):
     member, other, web, secret = spread
     main = default_project().pk
+    # Which tallies the one statement reads: without an assignee filter the one without assignees (a few rows per
+    # project whatever the number of users), with one the rows of those assignees, with exclusions only both.
+    without, by_assignee, both = {STATUS_TALLY}, {FACET_TALLY}, {STATUS_TALLY, FACET_TALLY}
     cases = [
-        Facets(),
-        Facets(statuses=["open"]),
-        Facets(statuses=["open", "in_progress"], priorities=["high", "critical"]),
-        Facets(project_ids=[web.pk], priorities=["low"]),
-        Facets(project_ids=[web.pk, secret.pk], statuses=["closed"]),  # SECRET: never counted for the member
-        Facets(project_ids=[secret.pk]),
-        Facets(assignees=[None]),
-        Facets(assignees=[member.pk, None], statuses=["resolved"]),
-        Facets(assignees=[other.pk], project_ids=[main, web.pk]),
-        Facets(assignees_excluded=[None]),
-        Facets(assignees_excluded=[member.pk, None], priorities=["medium"]),
-        Facets(assignees=[member.pk, other.pk], assignees_excluded=[other.pk]),
+        (Facets(), without),
+        (Facets(statuses=["open"]), without),
+        (Facets(statuses=["open", "in_progress"], priorities=["high", "critical"]), without),
+        (Facets(project_ids=[web.pk], priorities=["low"]), without),
+        (Facets(project_ids=[web.pk, secret.pk], statuses=["closed"]), without),  # SECRET: never the member's
+        (Facets(project_ids=[secret.pk]), without),
+        (Facets(assignees=[None]), by_assignee),
+        (Facets(assignees=[member.pk, None], statuses=["resolved"]), by_assignee),
+        (Facets(assignees=[other.pk], project_ids=[main, web.pk]), by_assignee),
+        (Facets(assignees_excluded=[None]), both),
+        (Facets(assignees_excluded=[member.pk, None], priorities=["medium"]), both),
+        (Facets(assignees_excluded=[other.pk], statuses=["open"], project_ids=[web.pk]), both),
+        (Facets(assignees=[member.pk, other.pk], assignees_excluded=[other.pk]), by_assignee),
     ]
     for access in (access_for(member), SYSTEM):
-        for facets in cases:
+        for facets, tallies in cases:
             with CaptureQueriesContext(connection) as ctx:
                 total = selectors.issue_facet_total(access, facets)
             assert total == matching(access, facets), facets
             assert len(ctx.captured_queries) == 1
-            assert 'FROM "issues_issuefacettally"' in ctx.captured_queries[0]["sql"]
+            assert tallies_read(ctx.captured_queries[0]["sql"]) == tallies, facets
+    # Every assignee excluded, or the only one asked for excluded: nothing, without a query.
+    with CaptureQueriesContext(connection) as ctx:
+        assert selectors.issue_facet_total(SYSTEM, Facets(assignees=[other.pk], assignees_excluded=[other.pk])) == 0
+    assert not ctx.captured_queries
     assert selectors.issue_facet_total(access_for(member), Facets(project_ids=[secret.pk])) == 0
     assert selectors.issue_facet_total(SYSTEM, Facets(project_ids=[secret.pk])) == secret.issues.count() > 0
     # A dimension that allows nothing is 0 without asking the database.
@@ -318,6 +367,13 @@ def test_issue_facet_total_equals_count_star_scoped_to_the_callers_projects(spre
         with CaptureQueriesContext(connection) as ctx:
             assert selectors.issue_facet_total(SYSTEM, facets) == 0
         assert not ctx.captured_queries
+
+
+STATUS_TALLY, FACET_TALLY = '"issues_issuestatustally"', '"issues_issuefacettally"'
+
+
+def tallies_read(sql: str) -> set[str]:
+    return {table for table in (STATUS_TALLY, FACET_TALLY) if f"FROM {table}" in sql}
 
 
 def list_count(client, params: dict) -> tuple[int, list[str]]:
@@ -328,10 +384,8 @@ def list_count(client, params: dict) -> tuple[int, list[str]]:
 
 
 def counts_with_the_tally(sql: list[str]) -> bool:
-    """The count was summed from the facet tally, and no ``COUNT(*)`` ran over the issues."""
-    return any("issues_issuefacettally" in q for q in sql) and not any(
-        "COUNT(*)" in q and 'FROM "issues_issue"' in q for q in sql
-    )
+    """The count was summed from the facet tallies, and no ``COUNT(*)`` ran over the issues."""
+    return any(tallies_read(q) for q in sql) and not any("COUNT(*)" in q and 'FROM "issues_issue"' in q for q in sql)
 
 
 @pytest.mark.django_db
@@ -359,7 +413,7 @@ def test_the_lists_count_of_facet_filters_is_read_from_the_tally_and_is_exact(sp
     # Any other filter counts with COUNT(*), as before.
     for params in ({"status": "open", "label": "bug"}, {"reporter": member.pk}, {"status": "open", "q": "Issue"}):
         count, sql = list_count(client, params)
-        assert not any("issues_issuefacettally" in q for q in sql), params
+        assert not any(tallies_read(q) for q in sql), params
 
 
 @pytest.mark.django_db
@@ -425,6 +479,7 @@ def test_concurrent_creates_patches_and_bulks_keep_it_exact():
     now = assert_exact()
     assert sum(now.values()) == 40 + threads * (rounds - rounds // 5)
     assert IssueFacetTally.objects.values("slot").distinct().count() > 1  # the writers used several slots
+    assert IssueStatusTally.objects.values("slot").distinct().count() > 1
 
 
 @pytest.mark.slow
@@ -461,4 +516,6 @@ def test_an_open_transaction_does_not_block_another_writer_of_the_same_project()
     assert finished_while_held == [True]
     closed = IssueFacetTally.objects.filter(status="closed", priority="medium", assignee_id=0)
     assert sorted(closed.values_list("issues", flat=True)) == [1, 1]  # one row per slot
+    closed_without = IssueStatusTally.objects.filter(status="closed", priority="medium")
+    assert sorted(closed_without.values_list("issues", flat=True)) == [1, 1]  # and in the other tally
     assert assert_exact() == {(default_project().pk, "closed", "medium", 0): 2}
