@@ -225,7 +225,6 @@ class Issue(models.Model):
             models.Index(fields=["project", "created_at", "id"], name="issue_project_created_idx"),
             models.Index(fields=["created_at", "id"], name="issue_created_idx"),
             models.Index(fields=["updated_at", "id"], name="issue_updated_idx"),
-            models.Index(fields=["status", "created_at", "id"], name="issue_status_created_idx"),
             models.Index(fields=["assignee", "created_at", "id"], name="issue_assignee_created_idx"),
             models.Index(fields=["reporter", "created_at", "id"], name="issue_reporter_created_idx"),
             # Resolved issues only: serves the latency and throughput reports from the index alone.
