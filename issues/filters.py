@@ -70,17 +70,13 @@ def label_name_key(name: str) -> str:
 
 def issues_with_all_labels(issues: QuerySet, names: Iterable[str]) -> QuerySet:
     """Issues carrying every one of the labels ``names``, matched ignoring case as the unique index of label
-    names (``lower(name)``) compares them.
-
-    One name is one ``EXISTS`` (a semi-join that PostgreSQL runs along the list's order, so the first page stops
-    early). Several names are one subquery, ``issue_id IN (SELECT issue_id FROM issue_labels WHERE label_id IN
-    (the labels of those names) GROUP BY issue_id HAVING COUNT(*) = <number of names>)``: one relation for the
-    planner whatever the number of labels, costing one pass over those labels' carriers. One ``EXISTS`` per
-    label was faster for the list's pages on 100k issues, but each is one more join to order (past 12,
-    PostgreSQL's genetic search) on estimates that multiply, and the export's cursor, planned for its first rows,
-    picked a nested loop over every issue that took 7-18 s for 5-20 common labels, where the ``GROUP BY`` took
-    0.3 s (docs/limits.md has the figures). ``COUNT(*)`` counts each name once because an issue carries a label at
-    most once and names are unique ignoring case; an unknown name matches no label, so no issue has them all."""
+    names (``lower(name)``) compares them. One name is one ``EXISTS`` (a semi-join run along the list's order, so
+    the first page stops early). Several names are one subquery, ``issue_id IN (SELECT issue_id FROM issue_labels
+    WHERE label_id IN (the labels of those names) GROUP BY issue_id HAVING COUNT(*) = <number of names>)``: one
+    relation for the planner. One ``EXISTS`` per label was faster for pages at 100k issues, but each is one more
+    join to order on estimates that multiply, and the export's cursor picked a nested loop over every issue (7-18 s
+    for 5-20 common labels; the ``GROUP BY`` 0.3 s, docs/limits.md). ``COUNT(*)`` counts each name once (an issue
+    carries a label once; names are unique ignoring case); an unknown name matches no label, so no issue has all."""
     through = Issue.labels.through
     names = distinct_values(names, key=label_name_key)
     if not names:
@@ -368,9 +364,8 @@ class SearchFilter(filters.Filter):
         if value is None:
             return qs
         # The words: a join on the document table's primary key (one row per issue), probed through its GIN index;
-        # as fast as ``pk__in`` or ``EXISTS`` (measured alike at 100,000 issues), and the rank below reuses the join.
-        # While some issues wait for their document (an import's, for seconds after its commit), the ids of the
-        # matching documents and of the matching queued issues instead (``search_index.issues_matching``).
+        # the rank below reuses the join. While some issues wait for their document (an import's, for seconds after
+        # its commit), the ids of the matching documents and queued issues instead (``issues_matching``).
         query = SearchQuery(value.words, config=SEARCH_CONFIG, search_type="websearch")
         if value.word_filter:
             qs = search_index.issues_matching(qs, query) if value.queued else qs.filter(search__document=query)
@@ -444,6 +439,12 @@ class IssueFilterSet(filters.FilterSet):
             self.facets = NOTHING
             return queryset.none()
         self.facets = facets_of(merged)
+        # Words with filters a search document can apply too: counted (and newest first, paged) by the documents.
+        by_documents = search_index.documents_matching(merged, self.request)
+        if by_documents is not None:
+            queryset, merged = by_documents.probe_labels(queryset, merged)
         for name, each in self.filters.items():  # in declaration order (the form shows ``q`` first)
             queryset = each.filter(queryset, merged[name])
+        if by_documents is not None:
+            return by_documents.counted(queryset, newest_first=not values.get("ordering"))
         return queryset

@@ -198,7 +198,8 @@ ISSUE_TRIGGERS = [
     # ``IssueSearchPending``, indexed right after the commit (``issues.search_index``). A row whose title
     # or description an UPDATE changed gets its document rewritten (no-op while it is still queued: the
     # indexer reads the text as it is then). A status change (PATCH, bulk) leaves it alone: the GIN index
-    # is not touched by writes that do not change text.
+    # is not touched by writes that do not change text. Each document row carries its issue's project and
+    # creation time (``IssueSearch``), read from the same rows.
     pgtrigger.Trigger(
         name="search_insert",
         level=pgtrigger.Statement,
@@ -206,19 +207,21 @@ ISSUE_TRIGGERS = [
         operation=pgtrigger.Insert,
         referencing=pgtrigger.Referencing(new="search_new_rows"),
         func=f"IF (SELECT count(*) FROM search_new_rows) <= {SEARCH_INLINE_ROWS} THEN"
-        f" INSERT INTO issues_issuesearch (issue_id, document) SELECT id, {SEARCH_DOCUMENT_SQL}"
-        " FROM search_new_rows;"
+        " INSERT INTO issues_issuesearch (issue_id, project_id, created_at, document)"
+        f" SELECT id, project_id, created_at, {SEARCH_DOCUMENT_SQL} FROM search_new_rows;"
         " ELSE INSERT INTO issues_issuesearchpending (issue_id) SELECT id FROM search_new_rows;"
         " END IF; RETURN NULL;",
     ),
+    # The document also keeps the issue's ``created_at`` (and ``project_id``, which cannot change): nothing updates
+    # ``created_at`` today, but a copy that could drift would make a search's order and count wrong, silently.
     pgtrigger.Trigger(
         name="search_update",
         level=pgtrigger.Row,
         when=pgtrigger.After,
-        operation=pgtrigger.UpdateOf("title", "description"),
-        condition=pgtrigger.AnyChange("title", "description"),
+        operation=pgtrigger.UpdateOf("title", "description", "created_at"),
+        condition=pgtrigger.AnyChange("title", "description", "created_at"),
         func="UPDATE issues_issuesearch SET document = "
         + SEARCH_DOCUMENT_SQL.replace("search_new_rows.", "NEW.")
-        + " WHERE issue_id = NEW.id; RETURN NULL;",
+        + ", created_at = NEW.created_at WHERE issue_id = NEW.id; RETURN NULL;",
     ),
 ]
