@@ -386,20 +386,14 @@ class IssueStatusTally(models.Model):
 
 class IssueSearch(models.Model):
     """An issue's full-text document (``SEARCH_DOCUMENT_SQL``: title weighted A, description B), kept by the issue
-    table's triggers (``search_*`` in ``Issue.Meta.triggers``) and indexed by GIN.
-
-    A table of its own rather than a column of the issue: an UPDATE of an issue writes a new version of its whole
-    row, and a row version that is not HOT (a status change never is: status is indexed) gets new entries in every
-    index of the table, the GIN index of its document included: a bulk status change would pay for reindexing
-    every word of every issue it touched. Here a document is written only when its text changes.
-    """
+    table's triggers (``search_*`` in ``Issue.Meta.triggers``) and indexed by GIN. A table of its own: an issue's
+    status change is never a HOT update (``updated_at`` is indexed), and would re-insert every word of the issue
+    into a GIN index of the issue table; here a document is written only when its text changes."""
 
     issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="search")
     document = SearchVectorField()
-    # Copies of the issue's project and creation time, which never change (the project is frozen by a trigger,
-    # ``created_at`` is set at insert; the update trigger follows a change anyway): a word search counts its
-    # matches in the caller's projects, and reads the first page in the list's order, from this table alone,
-    # without probing the issue table once per match (docs/search.md has the figures).
+    # Copies of the issue's project and creation time (neither changes; the update trigger follows one anyway): a
+    # word search counts and pages its matches in the caller's projects from this table alone (docs/search.md).
     project_id = models.BigIntegerField()
     created_at = models.DateTimeField()
 

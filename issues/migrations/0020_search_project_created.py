@@ -33,7 +33,7 @@ ALTER TABLE issues_issuesearch DROP COLUMN project_id, DROP COLUMN created_at;
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("issues", "0017_analyze_search"),
+        ("issues", "0019_drop_unused_indexes"),
     ]
 
     operations = [
