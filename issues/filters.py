@@ -349,9 +349,8 @@ class SearchField(forms.CharField):
     {"type": "string", "maxLength": MAX_QUERY_CHARS, "description": SEARCH_HELP + " (docs/search.md)."}
 )
 class SearchFilter(filters.Filter):
-    """``q`` (docs/search.md), given as ``Terms`` by ``IssueFilterSet.filter_queryset``, which has already merged
-    its qualifiers into the other filters' values: what is left here is what no parameter says (the words,
-    exclusions, dates), and the rank when the list is ordered by relevance."""
+    """``q`` (docs/search.md) as ``Terms``, its qualifiers already merged into the other filters' values
+    (``IssueFilterSet.filter_queryset``): what no parameter says (words, exclusions, dates), and the rank."""
 
     field_class = SearchField
 
@@ -363,9 +362,8 @@ class SearchFilter(filters.Filter):
     def filter(self, qs: QuerySet, value: Terms | None) -> QuerySet:
         if value is None:
             return qs
-        # The words: a join on the document table's primary key (one row per issue), probed through its GIN index;
-        # the rank below reuses the join. While some issues wait for their document (an import's, for seconds after
-        # its commit), the ids of the matching documents and queued issues instead (``issues_matching``).
+        # The words: a join on the documents' primary key, probed through their GIN index (the rank reuses it); while
+        # some issues wait for their document (after an import), the matching documents' and queued issues' ids.
         query = SearchQuery(value.words, config=SEARCH_CONFIG, search_type="websearch")
         if value.word_filter:
             qs = search_index.issues_matching(qs, query) if value.queued else qs.filter(search__document=query)
@@ -416,8 +414,10 @@ class IssueFilterSet(filters.FilterSet):
             _FORM_CLASSES[cls] = form_class
         return _FORM_CLASSES[cls]
 
-    # Once ``qs`` is built: what the kept facet counts can count (``issues.search.facets_of``), None when they cannot.
+    # Once ``qs`` is built: what the kept facet counts can count (``search.facets_of``), or what counts a word search
+    # by its documents and reads its first page (``search_index.DocumentCount``); None when they cannot.
     facets: Facets | None = None
+    counted_by: search_index.DocumentCount | None = None
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         """Each filter once, with ``q``'s qualifiers merged into the parameters' values (``merge_terms``): one
@@ -446,5 +446,5 @@ class IssueFilterSet(filters.FilterSet):
         for name, each in self.filters.items():  # in declaration order (the form shows ``q`` first)
             queryset = each.filter(queryset, merged[name])
         if by_documents is not None:
-            return by_documents.counted(queryset, newest_first=not values.get("ordering"))
+            queryset, self.counted_by = by_documents.counted(queryset, newest_first=not values.get("ordering"))
         return queryset

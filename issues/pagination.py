@@ -11,6 +11,7 @@ from . import selectors
 from .access import Access
 from .models import Issue
 from .search import Facets
+from .search_index import DocumentCount
 
 # Pages 1..PREPARED_PAGES of the whole list are read with their count by one prepared statement per page's
 # bounds: the first pages, which clients come back to. A few page sizes times these pages stay well within
@@ -27,7 +28,8 @@ class IssueListPaginator(Paginator):
     statement), or those that ``facets`` describes exactly (the count is the sum of the kept facet counts; None
     when some other filter is active: then ``COUNT(*)``), and with ``facet_pages`` (the list's parameters were only
     those filters: ``issues.facet_params``) pages 1..PREPARED_PAGES are read by one prepared statement too
-    (``selectors.issue_facet_page``). Any other page of issues is read through ``selectors.issue_page``."""
+    (``selectors.issue_facet_page``); a word search its documents can answer is counted, and its first page newest
+    first read, by them (``counted_by``). Any other page of issues is read through ``selectors.issue_page``."""
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class IssueListPaginator(Paginator):
         count_projects: list[int] | None = None,
         facets: Facets | None = None,
         facet_pages: bool = False,
+        counted_by: DocumentCount | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -45,6 +48,7 @@ class IssueListPaginator(Paginator):
         self.count_projects = count_projects
         self.facets = facets
         self.facet_pages = facet_pages and facets is not None
+        self.counted_by = counted_by
         self.unfiltered = unfiltered
         self.whole_list = whole_list
 
@@ -54,6 +58,8 @@ class IssueListPaginator(Paginator):
             return selectors.issue_total(self.access, self.count_projects)
         if self.facets is not None:
             return selectors.issue_facet_total(self.access, self.facets)
+        if self.counted_by is not None:
+            return self.counted_by.count()
         return super().count
 
     def page(self, number: Any) -> Any:
@@ -82,6 +88,8 @@ class IssueListPaginator(Paginator):
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
+        if rows is None and number == 1 and self.counted_by is not None and self.counted_by.newest is not None:
+            rows = self.counted_by.first_page(object_list, top)
         if rows is None:
             rows = selectors.issue_page(object_list, bottom, top)
         return self._get_page(rows, number, self)  # type: ignore[attr-defined]  # Django's page factory

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
@@ -182,20 +182,35 @@ class DocumentSearch:
         ``ProbeExists``), and ``merged`` without them (the FilterSet's own label filters have nothing left to do)."""
         return issues.filter(*self.labels), {**merged, "label": [], "q": replace(merged["q"], labels_excluded=[])}
 
-    def counted(self, issues: QuerySet, *, newest_first: bool) -> "CountedByDocuments":
-        """``issues`` (filtered, words included) counted by the documents; in the list's default order, read newest
-        first by the documents' creation time and id, the same order (the columns are copies), the first page picked
-        from the documents alone (``CountedByDocuments``)."""
+    def counted(self, issues: QuerySet, *, newest_first: bool) -> "tuple[QuerySet, DocumentCount]":
+        """``issues`` (filtered, words included) in the projects searched, newest first by the documents' copies of
+        their creation time and id (the same order) when the list's default order is asked, and what counts them
+        and reads their first page from the documents alone (the list's paginator uses it)."""
         if self.projects is not None:
             issues = issues.filter(search__project_id__any=self.projects)
+        newest = None
         if newest_first:
             issues = issues.order_by("-search__created_at", "-search__issue_id")
-        counted = cast(CountedByDocuments, issues.all())
-        counted.__class__ = CountedByDocuments  # the same queryset but for its count and first page
-        counted.documents = self.documents
-        if newest_first:
-            counted.newest = self.documents.order_by("-created_at", "-issue_id")
-        return counted
+            newest = self.documents.order_by("-created_at", "-issue_id")
+        return issues, DocumentCount(self.documents, newest)
+
+
+@dataclass(frozen=True)
+class DocumentCount:
+    """How the list counts a word search's issues: ``documents``, their search documents with every filter applied;
+    and, newest first, reads its first page: the ids of the ``newest`` documents (a walk of their (created_at,
+    issue_id) index, or a sort of the matches' copies), then those issues alone."""
+
+    documents: QuerySet
+    newest: QuerySet | None
+
+    def count(self) -> int:
+        return self.documents.count()
+
+    def first_page(self, issues: QuerySet, size: int) -> QuerySet:
+        """The first ``size`` of ``issues`` (the filtered list, newest first), picked by the documents."""
+        assert self.newest is not None
+        return issues.filter(pk__in=self.newest.values("issue_id")[:size])[:size]
 
 
 def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearch | None:
@@ -225,23 +240,3 @@ def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearc
     if merged.get("created_before") is not None:
         documents = documents.filter(created_at__lt=merged["created_before"])
     return DocumentSearch(documents, projects, labels)
-
-
-class CountedByDocuments(QuerySet):
-    """Issues that a word search selects, counted by ``documents``: their search documents, every filter applied to
-    them; newest first (``newest``: those documents in that order), its first page is read from the documents too.
-    Only the queryset the FilterSet returns (the one the paginator counts and slices) does so: a queryset derived
-    from it (another filter, an order, a slice) has no ``documents`` and reads issues as any queryset does."""
-
-    documents: QuerySet | None = None
-    newest: QuerySet | None = None
-
-    def count(self) -> int:
-        return super().count() if self.documents is None else self.documents.count()
-
-    def __getitem__(self, k: Any) -> Any:
-        """Rows ``[:n]``: those of the ``n`` newest documents' issues, picked by the documents alone (a walk of their
-        (created_at, issue_id) index, or a sort of the matches' copies: no issue is read before the sort)."""
-        if self.newest is not None and isinstance(k, slice) and not k.start and k.stop is not None and not k.step:
-            return self.filter(pk__in=self.newest.values("issue_id")[: k.stop])[k]
-        return super().__getitem__(k)

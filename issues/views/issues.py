@@ -24,6 +24,7 @@ from ..models import Issue
 from ..pagination import IssueListPaginator
 from ..params import split_values
 from ..search import Facets
+from ..search_index import DocumentCount
 from ..serializers import (
     CommentInputSerializer,
     CommentSerializer,
@@ -63,6 +64,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     # project, status, priority and assignee asked, by parameters or ``q`` qualifiers), None otherwise.
     facets: Facets | None = None
     facet_pages = False  # set by list(): only everyday filters were asked (``issues.facet_params``)
+    counted_by: DocumentCount | None = None  # set by filter_queryset: a word search counted by its documents
 
     @property
     def access(self) -> Access:
@@ -80,6 +82,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
             count_projects=self.count_projects,
             facets=self.facets,
             facet_pages=self.facet_pages,
+            counted_by=self.counted_by,
         )
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
@@ -275,5 +278,5 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
             # (its stub says it returns a dict: it returns DRF's ValidationError, the one the backend raises)
             raise translate_validation(filterset.errors)  # type: ignore[misc]
         queryset = filterset.qs
-        self.facets = filterset.facets
+        self.facets, self.counted_by = filterset.facets, filterset.counted_by
         return queryset

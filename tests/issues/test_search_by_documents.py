@@ -138,16 +138,17 @@ def test_keyset_pages_of_a_word_search(walruses, member_client):
     assert sum(map(len, pages("walrus label:bug"))) == 8
 
 
-def test_a_queryset_derived_from_the_search_counts_its_own_rows(walruses, member):
-    """Only the FilterSet's own queryset counts by the documents: a filter or a slice added later counts issues."""
+def test_the_documents_count_and_page_what_the_filtersets_queryset_holds(walruses, member):
+    """The FilterSet returns the issues as any queryset; what it hands the paginator (``counted_by``) counts the
+    same rows by their documents and picks the same first page."""
     query = QueryDict("q=walrus")
     request = SimpleNamespace(user=member, query_params=query)
-    issues = IssueFilterSet(data=query, queryset=selectors.issue_list(access_for(member)), request=request).qs
-    assert isinstance(issues, search_index.CountedByDocuments)
-    assert issues.count() == 16
-    assert issues.filter(status="closed").count() == 4
-    assert issues[:3].count() == 3
-    assert issues.exclude(project__key="WEB").count() == 8
+    filterset = IssueFilterSet(data=query, queryset=selectors.issue_list(access_for(member)), request=request)
+    issues = filterset.qs
+    assert filterset.counted_by is not None
+    assert filterset.counted_by.count() == issues.count() == 16
+    assert [i.pk for i in filterset.counted_by.first_page(issues, 5)] == [i.pk for i in issues[:5]]
+    assert issues.filter(status="closed").count() == 4  # a queryset like any other
 
 
 def test_a_word_search_with_labels_runs_four_statements(walruses, member_client):
