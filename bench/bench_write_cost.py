@@ -112,6 +112,8 @@ def prepare(tree: Tree, size: str, reuse: bool) -> dict[str, Any]:
                        str(PROJECTS), "--jobs", "3")  # fmt: skip
         seeded = {"seed_seconds": round(time.monotonic() - started, 1), "seed_output": out.strip()}
         log(f"{tree.name}: {out.strip()}")
+    else:  # reused: brought to its tree's schema first (a migration may have come since)
+        tree.run("manage.py", "migrate", "--noinput", "-v0")
     keys = [key for (key,) in query(tree.db, "SELECT key FROM issues_project ORDER BY id LIMIT %s", [MEMBER_OF])]
     token = ""
     for key in keys:
