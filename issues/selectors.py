@@ -87,14 +87,7 @@ def issue_facet_total(access: Access, facets: Facets) -> int:
         return 0
 
     def narrowed(tally: QuerySet) -> QuerySet:
-        tally = scope(tally, access)
-        if facets.project_ids is not None:
-            tally = tally.filter(project_id__any=facets.project_ids)
-        if facets.statuses is not None:
-            tally = tally.filter(status__in=facets.statuses)
-        if facets.priorities is not None:
-            tally = tally.filter(priority__in=facets.priorities)
-        return tally
+        return _by_project_status_priority(scope(tally, access), facets)
 
     # The tally's key holds "unassigned" as assignee 0 (a unique key cannot compare NULLs).
     excluded = [user_id or 0 for user_id in facets.assignees_excluded]
@@ -155,15 +148,21 @@ _ISSUE_LIST_PAGES_ALL = PreparedRows(
 )
 
 
+def _by_project_status_priority(rows: QuerySet, facets: Facets) -> QuerySet:
+    """Issues, or tally rows (the same column names), narrowed to ``facets``' projects, statuses and priorities."""
+    if facets.project_ids is not None:
+        rows = rows.filter(project_id__any=facets.project_ids)
+    if facets.statuses is not None:
+        rows = rows.filter(status__in=facets.statuses)
+    if facets.priorities is not None:
+        rows = rows.filter(priority__in=facets.priorities)
+    return rows
+
+
 def facet_filtered(issues: QuerySet[Issue], facets: Facets) -> QuerySet[Issue]:
     """``issues`` narrowed to ``facets`` (no exclusions: ``issues.facet_params`` reads none), as the FilterSet's
     filters narrow them for the same parameters."""
-    if facets.project_ids is not None:
-        issues = issues.filter(project_id__any=facets.project_ids)
-    if facets.statuses is not None:
-        issues = issues.filter(status__in=facets.statuses)
-    if facets.priorities is not None:
-        issues = issues.filter(priority__in=facets.priorities)
+    issues = _by_project_status_priority(issues, facets)
     if facets.assignees is not None:
         ids = [user for user in facets.assignees if user is not None]
         condition = Q(assignee_id__any=ids) if ids else Q()
