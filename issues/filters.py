@@ -414,14 +414,13 @@ class IssueFilterSet(filters.FilterSet):
             _FORM_CLASSES[cls] = form_class
         return _FORM_CLASSES[cls]
 
-    # Once ``qs`` is built: what the kept facet counts can count (``search.facets_of``), or what counts a word search
-    # by its documents and reads its first page (``search_index.DocumentCount``); None when they cannot.
+    # Once ``qs`` is built: what the kept facet counts can count (``search.facets_of``), or what counts it otherwise
+    # than by COUNT(*) over the issues (``search_index.DocumentCount``); None when they cannot.
     facets: Facets | None = None
     counted_by: search_index.DocumentCount | None = None
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
-        """Each filter once, with ``q``'s qualifiers merged into the parameters' values (``merge_terms``): one
-        vocabulary, so ``q=status:open`` and ``?status=open`` build the same SQL, and ``q`` ANDs with the rest."""
+        """Each filter once, ``q``'s qualifiers merged into the parameters' values (``merge_terms``): one vocabulary."""
         values = dict(self.form.cleaned_data)
         search: Search | None = values.get("q")
         relevance = any(item.lstrip("-") == "relevance" for item in values.get("ordering") or [])
@@ -439,12 +438,13 @@ class IssueFilterSet(filters.FilterSet):
             self.facets = NOTHING
             return queryset.none()
         self.facets = facets_of(merged)
-        # Words with filters a search document can apply too: counted (and newest first, paged) by the documents.
         by_documents = search_index.documents_matching(merged, self.request)
         if by_documents is not None:
             queryset, merged = by_documents.probe_labels(queryset, merged)
         for name, each in self.filters.items():  # in declaration order (the form shows ``q`` first)
             queryset = each.filter(queryset, merged[name])
-        if by_documents is not None:
-            queryset, self.counted_by = by_documents.counted(queryset, newest_first=not values.get("ordering"))
+        if by_documents is None:  # (words with what a document can apply too: counted and paged by the documents)
+            self.counted_by = search_index.labels_counted(merged, self.request)  # labels alone: by their links
+            return queryset
+        queryset, self.counted_by = by_documents.counted(queryset, newest_first=not values.get("ordering"))
         return queryset
