@@ -415,9 +415,9 @@ class IssueFilterSet(filters.FilterSet):
         return _FORM_CLASSES[cls]
 
     # Once ``qs`` is built: what the kept facet counts can count (``search.facets_of``), or what counts it otherwise
-    # than by COUNT(*) over the issues (``search_index.DocumentCount``); None when they cannot.
+    # than by COUNT(*) over the issues (``search_index.CountSource``); None when they cannot.
     facets: Facets | None = None
-    counted_by: search_index.DocumentCount | None = None
+    counted_by: search_index.CountSource | None = None
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         """Each filter once, ``q``'s qualifiers merged into the parameters' values (``merge_terms``): one vocabulary."""

@@ -11,7 +11,7 @@ from . import selectors
 from .access import Access
 from .models import Issue
 from .search import Facets
-from .search_index import DocumentCount
+from .search_index import CountSource
 
 # Pages 1..PREPARED_PAGES of the whole list are read with their count by one prepared statement per page's
 # bounds: the first pages, which clients come back to. A few page sizes times these pages stay well within
@@ -40,7 +40,7 @@ class IssueListPaginator(Paginator):
         count_projects: list[int] | None = None,
         facets: Facets | None = None,
         facet_pages: bool = False,
-        counted_by: DocumentCount | None = None,
+        counted_by: CountSource | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)

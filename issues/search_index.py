@@ -182,7 +182,7 @@ class DocumentSearch:
         ``ProbeExists``), and ``merged`` without them (the FilterSet's own label filters have nothing left to do)."""
         return issues.filter(*self.labels), {**merged, "label": [], "q": replace(merged["q"], labels_excluded=[])}
 
-    def counted(self, issues: QuerySet, *, newest_first: bool) -> "tuple[QuerySet, DocumentCount]":
+    def counted(self, issues: QuerySet, *, newest_first: bool) -> "tuple[QuerySet, CountSource]":
         """``issues`` (filtered, words included) in the projects searched, newest first by the documents' copies of
         their creation time and id (the same order) when the list's default order is asked, and what counts them
         and reads their first page from the documents alone (the list's paginator uses it)."""
@@ -192,21 +192,21 @@ class DocumentSearch:
         if newest_first:
             issues = issues.order_by("-search__created_at", "-search__issue_id")
             newest = self.documents.order_by("-created_at", "-issue_id")
-        return issues, DocumentCount(self.documents, newest)
+        return issues, CountSource(self.documents, newest)
 
 
 @dataclass(frozen=True)
-class DocumentCount:
-    """How the list counts a word search's issues: ``documents``, their search documents with every filter applied
-    (or, for labels alone, their links: ``labels_counted``); and, newest first, reads a word search's first page: the
-    ids of the ``newest`` documents (a walk of their (created_at, issue_id) index, or a sort of the matches' copies),
-    then those issues alone."""
+class CountSource:
+    """How the list counts its issues without reading them: ``rows``, the word search's documents with every filter
+    applied (``documents_matching``), or the links of the labels asked (``labels_counted``); and, for a word search
+    newest first, reads its first page: the ids of the ``newest`` documents (a walk of their (created_at, issue_id)
+    index, or a sort of the matches' copies), then those issues alone."""
 
-    documents: QuerySet
+    rows: QuerySet
     newest: QuerySet | None
 
     def count(self) -> int:
-        return self.documents.count()
+        return self.rows.count()
 
     def first_page(self, issues: QuerySet, size: int) -> QuerySet:
         """The first ``size`` of ``issues`` (the filtered list, newest first), picked by the documents."""
@@ -214,7 +214,7 @@ class DocumentCount:
         return issues.filter(pk__in=self.newest.values("issue_id")[:size])[:size]
 
 
-def labels_counted(merged: Mapping[str, Any], request: Any) -> DocumentCount | None:
+def labels_counted(merged: Mapping[str, Any], request: Any) -> CountSource | None:
     """What counts a list filtered by labels and nothing else (projects aside) without reading its issues: the links
     of those labels of the projects searched (a link's issue is in its label's project: migration 0012), one per
     issue for one name, and the issues carrying all of several names (names are unique per project ignoring case).
@@ -235,7 +235,7 @@ def labels_counted(merged: Mapping[str, Any], request: Any) -> DocumentCount | N
     if len(names) > 1:
         per_issue = links.values("issue_id").annotate(carried=Count("*"))
         links = per_issue.filter(carried=len(names))
-    return DocumentCount(links, None)
+    return CountSource(links, None)
 
 
 def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearch | None:

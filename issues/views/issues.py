@@ -24,7 +24,7 @@ from ..models import Issue
 from ..pagination import IssueListPaginator
 from ..params import split_values
 from ..search import Facets
-from ..search_index import DocumentCount
+from ..search_index import CountSource
 from ..serializers import (
     CommentInputSerializer,
     CommentSerializer,
@@ -64,7 +64,7 @@ class IssueViewSet(BulkAndCsvActions, viewsets.GenericViewSet):
     # project, status, priority and assignee asked, by parameters or ``q`` qualifiers), None otherwise.
     facets: Facets | None = None
     facet_pages = False  # set by list(): only everyday filters were asked (``issues.facet_params``)
-    counted_by: DocumentCount | None = None  # set by filter_queryset: a word search counted by its documents
+    counted_by: CountSource | None = None  # set by filter_queryset: a word search counted by its documents
 
     @property
     def access(self) -> Access:
