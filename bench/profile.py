@@ -11,9 +11,11 @@ and DEBUG off, but without gunicorn and the network, so the profile shows where 
 import argparse
 import os
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,6 +28,9 @@ def main() -> None:
     parser.add_argument("--method", default="GET", choices=["GET", "PATCH", "POST"])
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--html", type=Path, help="also write pyinstrument's HTML report here")
+    parser.add_argument(
+        "--split", action="store_true", help="no profiler: each request's wall time split into SQL and the rest"
+    )
     args = parser.parse_args()
 
     os.environ["DATABASE_URL"] = f"{os.environ.get('BENCH_PG', 'postgres://postgres@127.0.0.1:5432')}/{args.db}"
@@ -73,6 +78,9 @@ def main() -> None:
     print(f"{args.method} {args.path}: status {status}, {len(queries)} queries per request:")
     for q in queries.captured_queries:
         print(f"  {q['time']}s  {q['sql'][:160]}")
+    if args.split:
+        split(call, args.requests, connection)
+        return
     profiler = Profiler(interval=0.0005)
     started = time.perf_counter()
     profiler.start()
@@ -84,6 +92,30 @@ def main() -> None:
     print(profiler.output_text(unicode=True, color=False, show_all=False))
     if args.html:
         args.html.write_text(profiler.output_html())
+
+
+def split(call: Any, requests: int, connection: Any) -> None:
+    """Median wall time of a request, and of its time in the database (each statement timed from the cursor, so
+    including the round trip): what is left is Python's."""
+    walls, sqls = [], []
+    spent = [0.0]
+
+    def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    for i in range(requests):
+        spent[0] = 0.0
+        started = time.perf_counter()
+        with connection.execute_wrapper(timed):
+            call(i)
+        walls.append(time.perf_counter() - started)
+        sqls.append(spent[0])
+    wall, sql = statistics.median(walls) * 1000, statistics.median(sqls) * 1000
+    print(f"{requests} requests, medians: {wall:.2f} ms wall, {sql:.2f} ms in SQL, {wall - sql:.2f} ms the rest")
 
 
 if __name__ == "__main__":

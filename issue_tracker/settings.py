@@ -252,6 +252,8 @@ JOBS_HEARTBEAT_SECONDS = env_int("JOBS_HEARTBEAT_SECONDS", 10)
 JOBS_LEASE_SECONDS = env_int("JOBS_LEASE_SECONDS", 60)
 JOBS_SWEEP_SECONDS = env_int("JOBS_SWEEP_SECONDS", 30)
 SEARCH_INDEX_SWEEP_SECONDS = env_int("SEARCH_INDEX_SWEEP_SECONDS", 30)
+# Word-search results (count, first page's ids) each web process keeps while they hold (issues.search_cache); 0: off.
+SEARCH_CACHE_ENTRIES = env_int("SEARCH_CACHE_ENTRIES", 256)
 JOBS_SWEEP_GRACE_SECONDS = env_int("JOBS_SWEEP_GRACE_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "webhooks-sweep": {"task": "hooks.sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},

@@ -5,14 +5,15 @@ Models hold no behaviour that writes: every write lives in ``issues.services``.
 
 import pgtrigger
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
-from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from .search_models import IssueSearch as IssueSearch  # re-exported: the search documents' tables
+from .search_models import IssueSearchPending as IssueSearchPending
+from .search_models import SearchGeneration as SearchGeneration
 from .triggers import ISSUE_TRIGGERS
 from .triggers import SEARCH_CONFIG as SEARCH_CONFIG  # re-exported: the search reads them from here
 from .triggers import SEARCH_DOCUMENT_SQL as SEARCH_DOCUMENT_SQL
@@ -382,44 +383,6 @@ class IssueStatusTally(models.Model):
 
     def __str__(self) -> str:
         return f"project {self.project_id} {self.status}/{self.priority} slot {self.slot}"
-
-
-class IssueSearch(models.Model):
-    """An issue's full-text document (``SEARCH_DOCUMENT_SQL``: title weighted A, description B), kept by the issue
-    table's triggers (``search_*`` in ``Issue.Meta.triggers``) and indexed by GIN. A table of its own: an issue's
-    status change is never a HOT update (``updated_at`` is indexed), and would re-insert every word of the issue
-    into a GIN index of the issue table; here a document is written only when its text changes."""
-
-    issue = models.OneToOneField(Issue, on_delete=models.CASCADE, primary_key=True, related_name="search")
-    document = SearchVectorField()
-    # Copies of the issue's project and creation time (neither changes; the update trigger follows one anyway): a
-    # word search counts and pages its matches in the caller's projects from this table alone (docs/search.md).
-    project_id = models.BigIntegerField()
-    created_at = models.DateTimeField()
-
-    class Meta:
-        indexes = [
-            GinIndex(fields=["document"], name="issue_search_document_gin"),
-            # The first page of a common word: walked newest first, each document checked, until the page is full.
-            models.Index(fields=["created_at", "issue"], name="issue_search_created_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"search document of #{self.issue_id}"
-
-
-class IssueSearchPending(models.Model):
-    """Issues inserted by a large statement (an import's batch) whose search document is not written yet: the
-    issue table's insert trigger queues them in the writer's transaction, ``issues.search_index.index_pending``
-    writes their documents after the commit and removes them from here in one statement. Searches match these
-    rows by computing their documents on the fly (``search_index.issues_matching``), so a search is exact in every
-    snapshot, indexed or not. No foreign key: a queued issue deleted meanwhile is dropped by the indexer.
-    """
-
-    issue_id = models.BigIntegerField(primary_key=True)
-
-    def __str__(self) -> str:
-        return f"#{self.issue_id} waiting for its search document"
 
 
 class IdempotencyRecord(models.Model):

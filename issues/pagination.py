@@ -83,13 +83,17 @@ class IssueListPaginator(Paginator):
             if read is not None:
                 rows, self.count = read  # the count read with the rows replaces the cached property's
                 self.__dict__.pop("num_pages", None)  # computed from the old count for ?page=last
+        newest = None  # a word search's first page, newest first: its ids are read with its count
+        if digits == "1" and self.counted_by is not None and self.counted_by.newest:
+            self.count, newest = self.counted_by.count_and_first(self.per_page + self.orphans)
+            self.__dict__.pop("num_pages", None)
         number = self.validate_number(number)  # a page past the end is refused as Django refuses it
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        if rows is None and number == 1 and self.counted_by is not None and self.counted_by.newest is not None:
-            rows = self.counted_by.first_page(object_list, top)
+        if rows is None and newest is not None:
+            rows = object_list.filter(pk__in=newest[:top])[:top]
         if rows is None:
             rows = selectors.issue_page(object_list, bottom, top)
         return self._get_page(rows, number, self)  # type: ignore[attr-defined]  # Django's page factory

@@ -18,13 +18,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.contrib.postgres.expressions import ArraySubquery
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection, connections, transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery, Value
+from django.db.models import BigIntegerField, Count, Exists, Func, OuterRef, QuerySet, Subquery, Value
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Coalesce, Lower
 
+from . import search_cache
 from .access import access_for
 from .models import SEARCH_CONFIG, SEARCH_DOCUMENT_SQL, Issue, IssueSearch, IssueSearchPending, Label
 from .params import distinct_values
@@ -188,30 +191,57 @@ class DocumentSearch:
         and reads their first page from the documents alone (the list's paginator uses it)."""
         if self.projects is not None:
             issues = issues.filter(search__project_id__any=self.projects)
-        newest = None
         if newest_first:
             issues = issues.order_by("-search__created_at", "-search__issue_id")
-            newest = self.documents.order_by("-created_at", "-issue_id")
-        return issues, CountSource(self.documents, newest)
+        return issues, CountSource(self.documents, newest_first, kept=True, projects=self.projects)
 
 
 @dataclass(frozen=True)
 class CountSource:
     """How the list counts its issues without reading them: ``rows``, the word search's documents with every filter
-    applied (``documents_matching``), or the links of the labels asked (``labels_counted``); and, for a word search
-    newest first, reads its first page: the ids of the ``newest`` documents (a walk of their (created_at, issue_id)
-    index, or a sort of the matches' copies), then those issues alone."""
+    applied (``documents_matching``), or the links of the labels asked (``labels_counted``); for a word search
+    newest first (``newest``), the ids of its first page are read with the count, in one pass over the matches
+    (``count_and_first``). A word search's results are ``kept`` by this process while the search generations of its
+    ``projects`` stay where they were (``issues.search_cache``)."""
 
     rows: QuerySet
-    newest: QuerySet | None
+    newest: bool
+    kept: bool = False
+    projects: list[int] | None = None
 
     def count(self) -> int:
-        return self.rows.count()
+        if not self.kept:
+            return self.rows.count()
+        return search_cache.remembered(("count", *self._sql()), self.projects, self.rows.count)
 
-    def first_page(self, issues: QuerySet, size: int) -> QuerySet:
-        """The first ``size`` of ``issues`` (the filtered list, newest first), picked by the documents."""
-        assert self.newest is not None
-        return issues.filter(pk__in=self.newest.values("issue_id")[:size])[:size]
+    def count_and_first(self, size: int) -> tuple[int, list[int]]:
+        """The count and the ids of the first ``size`` issues, newest first (by their documents' copies of the creation
+        time and id), read by one statement: the matches are read once where a count and a page read them twice (a
+        phrase at 1,000,000 issues: 7 ms each). Not ``COUNT(*) OVER ()`` beside a ``LIMIT``: PostgreSQL 15 costs that
+        as if the limit stopped the scan early, and walked the creation-time index through every document (0.4 s
+        for a pair of words)."""
+
+        def read() -> tuple[int, list[int]]:
+            newest = ArrayAgg("issue_id", order_by=("-created_at", "-issue_id"))
+            read = self.rows.aggregate(total=Count("*"), first=Head(newest, size=int(size)))
+            return read["total"], read["first"] or []
+
+        if not self.kept:
+            return read()
+        return search_cache.remembered(("first", int(size), *self._sql()), self.projects, read)
+
+    def _sql(self) -> tuple[str, str]:
+        """What the rows are, as a key: their SQL and its parameters (lists among them, so their text)."""
+        sql, params = self.rows.query.sql_with_params()
+        return sql, repr(params)
+
+
+class Head(Func):
+    """The first ``size`` elements of an array, ``(array)[1:size]``: an aggregate's whole array stays in the
+    database."""
+
+    template = "(%(expressions)s)[1:%(size)d]"
+    output_field = ArrayField(BigIntegerField())
 
 
 def labels_counted(merged: Mapping[str, Any], request: Any) -> CountSource | None:
@@ -235,7 +265,7 @@ def labels_counted(merged: Mapping[str, Any], request: Any) -> CountSource | Non
     if len(names) > 1:
         per_issue = links.values("issue_id").annotate(carried=Count("*"))
         links = per_issue.filter(carried=len(names))
-    return CountSource(links, None)
+    return CountSource(links, newest=False)
 
 
 def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearch | None:

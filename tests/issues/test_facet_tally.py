@@ -71,9 +71,15 @@ def tally_rows() -> list[tuple]:
 
 
 def advisory_locks() -> int:
-    """The advisory locks this connection holds (the tallies' slots)."""
+    """The advisory locks this connection holds on the facet tallies' slots (a write of text also takes one of the
+    search generations': migration 0021)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()"
+            " AND ((l.classid::bigint << 32) | l.objid::bigint) IN ("
+            "  SELECT hashtextextended('issues_issuefacettally:' || p.id || ':' || s, 0)"
+            "  FROM issues_project p, generate_series(0, 63) AS s)"
+        )
         return cursor.fetchone()[0]
 
 
