@@ -72,7 +72,7 @@ def remembered(key: Hashable, projects: Sequence[int] | None, read: Callable[[],
         kept = _entries.get(key)
         if kept is not None and kept[0] == state:
             _entries.move_to_end(key)
-            return kept[1]  # type: ignore[no-any-return]
+            return kept[1]
     value = read()
     with _lock:
         _entries[key] = (state, value)
