@@ -358,28 +358,32 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str, words: dict[str
             connections=args.connections,
         )  # fmt: skip
 
+    def rounds_of(path: str) -> dict[str, Any]:
+        """1 s of warm-up, then ``--rounds`` paired rounds (the unfiltered list, then ``path``)."""
+        wrk_run(path, 1)
+        rounds, ratios = [], []
+        for _ in range(args.rounds):
+            reference = wrk_run(paths["unfiltered"], args.duration)
+            run = wrk_run(path, args.duration)
+            rounds.append(run)
+            ratios.append(run["rps"] / reference["rps"] if reference["rps"] else 0.0)
+        return {
+            "rps": round(statistics.median(r["rps"] for r in rounds), 1),
+            "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
+            "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds), 2),
+            "requests": sum(r["requests"] for r in rounds),
+            "non_2xx": sum(r["non_2xx_3xx"] for r in rounds),
+            "ratio_to_unfiltered": round(statistics.median(ratios), 3),
+            "rounds": rounds,
+        }
+
     with Server(db, args.port) as server:
         for name, _, search in CASES:
             path = paths[name]
             status, count = api_answer(server.base, path, token)
             figures: dict[str, Any] = {"path": path, "status": status, "count": count}
             if status == 200:
-                wrk_run(path, 1)
-                rounds, ratios = [], []
-                for _ in range(args.rounds):
-                    reference = wrk_run(paths["unfiltered"], args.duration)
-                    run = wrk_run(path, args.duration)
-                    rounds.append(run)
-                    ratios.append(run["rps"] / reference["rps"] if reference["rps"] else 0.0)
-                figures.update(
-                    rps=round(statistics.median(r["rps"] for r in rounds), 1),
-                    p50_ms=round(statistics.median(r["p50_ms"] for r in rounds), 2),
-                    p99_ms=round(statistics.median(r["p99_ms"] for r in rounds), 2),
-                    requests=sum(r["requests"] for r in rounds),
-                    non_2xx=sum(r["non_2xx_3xx"] for r in rounds),
-                    ratio_to_unfiltered=round(statistics.median(ratios), 3),
-                    rounds=rounds,
-                )
+                figures.update(rounds_of(path))
             if search:
                 figures["ilike_sql"] = time_ilike(db, name, words, visible, args.sql_runs)
             result["cases"][name] = figures
@@ -393,6 +397,18 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str, words: dict[str
                     else ""
                 )
                 + (f"  | ILIKE SQL {ilike['total_ms']} ms ({ilike['matches']} matches)" if ilike else "")
+            )
+    # The searches again with no result kept (every request counts its matches and picks its first page): what a
+    # search costs the first time it is asked, or after every write to the projects it looks in.
+    with Server(db, args.port, env={"SEARCH_CACHE_ENTRIES": "0"}) as server:
+        for name, _, search in CASES:
+            if not search or result["cases"][name]["status"] != 200:
+                continue
+            figures = rounds_of(paths[name])
+            result["cases"][name]["uncached"] = figures
+            log(
+                f"{label}: {name:22s} uncached  {figures['rps']:8.1f} req/s  p50 {figures['p50_ms']:8.2f} ms"
+                f"  × unfiltered {figures['ratio_to_unfiltered']:.2f}"
             )
     return result
 
@@ -487,6 +503,25 @@ def markdown(results: dict[str, Any]) -> str:
         small, big = (results["sizes"].get(s, {}).get("cases", {}).get(name, {}) for s in ("10k", "1m"))
         growth = f"{big['p50_ms'] / small['p50_ms']:.2f}×" if "p50_ms" in small and "p50_ms" in big else "–"
         lines.append(f"| {title} | " + " | ".join(cells) + f" | {growth} |")
+    lines += [
+        "",
+        "The searches with no result kept (`SEARCH_CACHE_ENTRIES=0`, a second server: every request counts its "
+        "matches and picks its first page, as the first ask of a search does, or one after a write to its projects):",
+        "",
+        "| case | " + " | ".join(f"{s} req/s | {s} p50 ms | {s} × unfiltered" for s in sizes) + " |",
+        "|---|" + "---:|---:|---:|" * len(sizes),
+    ]
+    for name, title, search in CASES:
+        if not search:
+            continue
+        cells = []
+        for label in sizes:
+            cold = results["sizes"][label]["cases"].get(name, {}).get("uncached")
+            if not cold:
+                cells += ["–", "–", "–"]
+                continue
+            cells += [f"{cold['rps']:.0f}", f"{cold['p50_ms']:.1f}", f"{cold['ratio_to_unfiltered']:.2f}×"]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Today's `ILIKE` as SQL on the same databases (median ms of the count + the first page; matches among the "

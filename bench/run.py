@@ -121,8 +121,8 @@ def query(db: str, sql: str, params: Any = None) -> list[tuple]:
 class Server:
     """gunicorn, 2 sync workers, the production WSGI app with bench.settings (product + floors)."""
 
-    def __init__(self, db: str, port: int, workers: int = 2) -> None:
-        self.db, self.port, self.workers = db, port, workers
+    def __init__(self, db: str, port: int, workers: int = 2, env: dict[str, str] | None = None) -> None:
+        self.db, self.port, self.workers, self.env = db, port, workers, env or {}
         self.proc: subprocess.Popen | None = None
         self.base = f"http://127.0.0.1:{port}"
 
@@ -135,7 +135,8 @@ class Server:
             "--timeout=600",  # the 100k-row import is one long request
             "--log-level=warning",
         ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=django_env(self.db), start_new_session=True)
+        env = {**django_env(self.db), **self.env}
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -28,8 +28,9 @@ class IssueListPaginator(Paginator):
     statement), or those that ``facets`` describes exactly (the count is the sum of the kept facet counts; None
     when some other filter is active: then ``COUNT(*)``), and with ``facet_pages`` (the list's parameters were only
     those filters: ``issues.facet_params``) pages 1..PREPARED_PAGES are read by one prepared statement too
-    (``selectors.issue_facet_page``); a word search its documents can answer is counted, and its first page newest
-    first read, by them (``counted_by``). Any other page of issues is read through ``selectors.issue_page``."""
+    (``selectors.issue_facet_page``); a word search its documents can answer is counted by them, and its first page
+    newest first is picked by them with the count, in one statement (``counted_by``). Any other page of issues is
+    read through ``selectors.issue_page``."""
 
     def __init__(
         self,
@@ -83,17 +84,18 @@ class IssueListPaginator(Paginator):
             if read is not None:
                 rows, self.count = read  # the count read with the rows replaces the cached property's
                 self.__dict__.pop("num_pages", None)  # computed from the old count for ?page=last
-        newest = None  # a word search's first page, newest first: its ids are read with its count
-        if digits == "1" and self.counted_by is not None and self.counted_by.newest:
-            self.count, newest = self.counted_by.count_and_first(self.per_page + self.orphans)
+        first_ids = None  # a word search's first page, newest first: its ids are read with its count
+        if digits == "1" and self.counted_by is not None and self.counted_by.newest is not None:
+            self.count, first_ids = self.counted_by.count_and_first(self.per_page + self.orphans)
             self.__dict__.pop("num_pages", None)
         number = self.validate_number(number)  # a page past the end is refused as Django refuses it
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        if rows is None and newest is not None:
-            rows = object_list.filter(pk__in=newest[:top])[:top]
+        if rows is None and first_ids is not None:
+            assert self.counted_by is not None and self.counted_by.newest is not None  # (first_ids says so)
+            rows = self.counted_by.newest.filter(pk__in=first_ids[:top])[:top]
         if rows is None:
             rows = selectors.issue_page(object_list, bottom, top)
         return self._get_page(rows, number, self)  # type: ignore[attr-defined]  # Django's page factory

@@ -155,6 +155,8 @@ def label_probes(names: Iterable[str], *, carried: bool) -> list[Any]:
     (``carried``), or none of them, matched ignoring case as ``filters.issues_with_all_labels`` matches them. Built
     once, filtered on by the documents and the issues alike (each ``filter()`` resolves its own copy)."""
     names = distinct_values(names, key=str.lower)
+    if not names:
+        return []
     labels = Label.objects.alias(lowered=Lower("name")).order_by().values("id")
     links = Issue.labels.through.objects.filter(issue_id=OuterRef("pk"))
     # ``label_id = ANY(ARRAY(SELECT id ...))``: the labels' ids are read once per statement (an InitPlan), and each
@@ -165,8 +167,6 @@ def label_probes(names: Iterable[str], *, carried: bool) -> list[Any]:
             ProbeExists(links.filter(label_id__any=ArraySubquery(labels.filter(lowered=Lower(Value(name))))))
             for name in names
         ]
-    if not names:
-        return []
     named = ArraySubquery(labels.filter(lowered__in=[Lower(Value(name)) for name in names]))
     return [~ProbeExists(links.filter(label_id__any=named))]
 
@@ -185,27 +185,31 @@ class DocumentSearch:
         ``ProbeExists``), and ``merged`` without them (the FilterSet's own label filters have nothing left to do)."""
         return issues.filter(*self.labels), {**merged, "label": [], "q": replace(merged["q"], labels_excluded=[])}
 
-    def counted(self, issues: QuerySet, *, newest_first: bool) -> "tuple[QuerySet, CountSource]":
+    def counted(self, issues: QuerySet, listed: QuerySet, newest_first: bool) -> "tuple[QuerySet, CountSource]":
         """``issues`` (filtered, words included) in the projects searched, newest first by the documents' copies of
         their creation time and id (the same order) when the list's default order is asked, and what counts them
-        and reads their first page from the documents alone (the list's paginator uses it)."""
+        and reads their first page from the documents alone (the list's paginator uses it); ``listed`` are the
+        caller's issues, unfiltered, from which the first page is read by its ids."""
         if self.projects is not None:
             issues = issues.filter(search__project_id__any=self.projects)
+        newest = None
         if newest_first:
             issues = issues.order_by("-search__created_at", "-search__issue_id")
-        return issues, CountSource(self.documents, newest_first, kept=True, projects=self.projects)
+            newest = listed.order_by("-created_at", "-id")
+        return issues, CountSource(self.documents, newest, kept=True, projects=self.projects)
 
 
 @dataclass(frozen=True)
 class CountSource:
     """How the list counts its issues without reading them: ``rows``, the word search's documents with every filter
-    applied (``documents_matching``), or the links of the labels asked (``labels_counted``); for a word search
-    newest first (``newest``), the ids of its first page are read with the count, in one pass over the matches
-    (``count_and_first``). A word search's results are ``kept`` by this process while the search generations of its
-    ``projects`` stay where they were (``issues.search_cache``)."""
+    applied (``documents_matching``), or the links of the labels asked (``labels_counted``). For a word search
+    newest first, the ids of its first page are read with the count, in one pass over the matches
+    (``count_and_first``), and the page from ``newest``, the caller's issues in that order (the documents' copies
+    of the creation time are the issues'), by those ids alone. A word search's results are ``kept`` by this process
+    while the search generations of its ``projects`` stay where they were (``issues.search_cache``)."""
 
     rows: QuerySet
-    newest: bool
+    newest: QuerySet | None
     kept: bool = False
     projects: list[int] | None = None
 
@@ -265,7 +269,7 @@ def labels_counted(merged: Mapping[str, Any], request: Any) -> CountSource | Non
     if len(names) > 1:
         per_issue = links.values("issue_id").annotate(carried=Count("*"))
         links = per_issue.filter(carried=len(names))
-    return CountSource(links, newest=False)
+    return CountSource(links, None)
 
 
 def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearch | None:
