@@ -446,5 +446,5 @@ class IssueFilterSet(filters.FilterSet):
         if by_documents is None:  # (words with what a document can apply too: counted and paged by the documents)
             self.counted_by = search_index.labels_counted(merged, self.request)  # labels alone: by their links
             return queryset
-        queryset, self.counted_by = by_documents.counted(queryset, self.queryset, not values.get("ordering"))
+        queryset, self.counted_by = by_documents.counted(queryset, newest_first=not values.get("ordering"))
         return queryset

@@ -85,7 +85,7 @@ class IssueListPaginator(Paginator):
                 rows, self.count = read  # the count read with the rows replaces the cached property's
                 self.__dict__.pop("num_pages", None)  # computed from the old count for ?page=last
         first_ids = None  # a word search's first page, newest first: its ids are read with its count
-        if digits == "1" and self.counted_by is not None and self.counted_by.newest is not None:
+        if digits == "1" and self.counted_by is not None and self.counted_by.newest:
             self.count, first_ids = self.counted_by.count_and_first(self.per_page + self.orphans)
             self.__dict__.pop("num_pages", None)
         number = self.validate_number(number)  # a page past the end is refused as Django refuses it
@@ -94,8 +94,7 @@ class IssueListPaginator(Paginator):
         if top + self.orphans >= self.count:
             top = self.count
         if rows is None and first_ids is not None:
-            assert self.counted_by is not None and self.counted_by.newest is not None  # (first_ids says so)
-            rows = self.counted_by.newest.filter(pk__in=first_ids[:top])[:top]
+            rows = selectors.issues_by_ids(self.access, first_ids[:top])
         if rows is None:
             rows = selectors.issue_page(object_list, bottom, top)
         return self._get_page(rows, number, self)  # type: ignore[attr-defined]  # Django's page factory

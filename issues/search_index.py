@@ -185,31 +185,28 @@ class DocumentSearch:
         ``ProbeExists``), and ``merged`` without them (the FilterSet's own label filters have nothing left to do)."""
         return issues.filter(*self.labels), {**merged, "label": [], "q": replace(merged["q"], labels_excluded=[])}
 
-    def counted(self, issues: QuerySet, listed: QuerySet, newest_first: bool) -> "tuple[QuerySet, CountSource]":
+    def counted(self, issues: QuerySet, *, newest_first: bool) -> "tuple[QuerySet, CountSource]":
         """``issues`` (filtered, words included) in the projects searched, newest first by the documents' copies of
         their creation time and id (the same order) when the list's default order is asked, and what counts them
-        and reads their first page from the documents alone (the list's paginator uses it); ``listed`` are the
-        caller's issues, unfiltered, from which the first page is read by its ids."""
+        and picks their first page from the documents alone (the list's paginator uses it)."""
         if self.projects is not None:
             issues = issues.filter(search__project_id__any=self.projects)
-        newest = None
         if newest_first:
             issues = issues.order_by("-search__created_at", "-search__issue_id")
-            newest = listed.order_by("-created_at", "-id")
-        return issues, CountSource(self.documents, newest, kept=True, projects=self.projects)
+        return issues, CountSource(self.documents, newest_first, kept=True, projects=self.projects)
 
 
 @dataclass(frozen=True)
 class CountSource:
     """How the list counts its issues without reading them: ``rows``, the word search's documents with every filter
     applied (``documents_matching``), or the links of the labels asked (``labels_counted``). For a word search
-    newest first, the ids of its first page are read with the count, in one pass over the matches
-    (``count_and_first``), and the page from ``newest``, the caller's issues in that order (the documents' copies
-    of the creation time are the issues'), by those ids alone. A word search's results are ``kept`` by this process
+    ``newest`` first, the ids of its first page are read with the count, in one pass over the matches
+    (``count_and_first``); the paginator reads those issues by their ids (``selectors.issues_by_ids``: the
+    documents' copies of the creation time are the issues'). A word search's results are ``kept`` by this process
     while the search generations of its ``projects`` stay where they were (``issues.search_cache``)."""
 
     rows: QuerySet
-    newest: QuerySet | None
+    newest: bool
     kept: bool = False
     projects: list[int] | None = None
 
@@ -269,7 +266,7 @@ def labels_counted(merged: Mapping[str, Any], request: Any) -> CountSource | Non
     if len(names) > 1:
         per_issue = links.values("issue_id").annotate(carried=Count("*"))
         links = per_issue.filter(carried=len(names))
-    return CountSource(links, None)
+    return CountSource(links, newest=False)
 
 
 def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearch | None:

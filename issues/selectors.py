@@ -148,6 +148,23 @@ _ISSUE_LIST_PAGES_ALL = PreparedRows(
 )
 
 
+def issues_by_ids(access: Access, ids: list[int]) -> list[Issue]:
+    """The issues of ``ids`` that the caller can see, newest first, as the list shows them: one prepared statement
+    (a word search's first page, whose ids its documents picked: ``search_index.CountSource``)."""
+    if not ids:
+        return []
+    visible = access.visible_ids
+    if visible is None:
+        return _ISSUES_BY_IDS_ALL.rows(values=[ids])
+    return _ISSUES_BY_IDS.rows(values=[ids, visible])
+
+
+_ISSUES_BY_IDS = PreparedRows(
+    lambda ids, projects: _issues_annotated().filter(id__any=[ids], project_id__any=[projects]), keys=1, arity=2
+)
+_ISSUES_BY_IDS_ALL = PreparedRows(lambda ids: _issues_annotated().filter(id__any=[ids]), keys=1, arity=1)
+
+
 def _by_project_status_priority(rows: QuerySet, facets: Facets) -> QuerySet:
     """Issues, or tally rows (the same column names), narrowed to ``facets``' projects, statuses and priorities."""
     if facets.project_ids is not None:
