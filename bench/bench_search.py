@@ -36,6 +36,7 @@ import json
 import os
 import re
 import statistics
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,6 +337,44 @@ def api_answer(base: str, path: str, token: str) -> tuple[int, int | None]:
     return response.status_code, count
 
 
+class Edits(threading.Thread):
+    """Edits of issue titles in the caller's projects, ``per_second`` of them, while a case runs: each adds or removes
+    one trailing space (the words stay the same, so every search finds what it found; but the text changed, so the
+    issue's search document is rewritten and its project's search generation moves, and every kept result of a
+    search in that project is read again). As plain SQL, through the same triggers as the API's PATCH."""
+
+    EDIT = (
+        "UPDATE issues_issue SET title = CASE WHEN right(title, 1) = ' ' THEN rtrim(title) ELSE title || ' ' END"
+        " WHERE id = %s"
+    )
+
+    def __init__(self, db: str, visible: list[int], per_second: float) -> None:
+        super().__init__(daemon=True)
+        self.db, self.visible, self.per_second = db, visible, per_second
+        self.stopping = threading.Event()
+        self.done = 0
+
+    def run(self) -> None:
+        with psycopg.connect(f"{PG_BASE}/{self.db}", autocommit=True) as conn:
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM issues_issue WHERE project_id = ANY(%s) ORDER BY random() LIMIT 1000", [self.visible]
+            )]  # fmt: skip
+            due = time.monotonic()
+            while not self.stopping.is_set():
+                conn.execute(self.EDIT, [ids[self.done % len(ids)]])
+                self.done += 1
+                due += 1 / self.per_second
+                self.stopping.wait(max(0.0, due - time.monotonic()))
+
+    def __enter__(self) -> "Edits":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.join()
+
+
 def measure_size(label: str, args: argparse.Namespace, wrk: str, words: dict[str, Any], db: str) -> dict[str, Any]:
     token, visible = bench_user(db, PROJECTS, MEMBER_OF)
     assert visible is not None
@@ -384,6 +423,12 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str, words: dict[str
             figures: dict[str, Any] = {"path": path, "status": status, "count": count}
             if status == 200:
                 figures.update(rounds_of(path))
+            if search and status == 200 and args.edits_per_second:
+                # The same search while titles in the caller's projects are edited: kept results are read again.
+                with Edits(db, visible, args.edits_per_second) as edits:
+                    started = time.monotonic()
+                    figures["with_edits"] = rounds_of(path)
+                    figures["with_edits"]["edits_per_second"] = round(edits.done / (time.monotonic() - started), 1)
             if search:
                 figures["ilike_sql"] = time_ilike(db, name, words, visible, args.sql_runs)
             result["cases"][name] = figures
@@ -398,6 +443,12 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str, words: dict[str
                 )
                 + (f"  | ILIKE SQL {ilike['total_ms']} ms ({ilike['matches']} matches)" if ilike else "")
             )
+            edited = figures.get("with_edits")
+            if edited:
+                log(
+                    f"{label}: {name:22s} with {edited['edits_per_second']} edits/s  {edited['rps']:8.1f} req/s"
+                    f"  p50 {edited['p50_ms']:8.2f} ms  p99 {edited['p99_ms']:8.2f} ms"
+                )
     # The searches again with no result kept (every request counts its matches and picks its first page): what a
     # search costs the first time it is asked, or after every write to the projects it looks in.
     with Server(db, args.port, env={"SEARCH_CACHE_ENTRIES": "0"}) as server:
@@ -505,22 +556,33 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {title} | " + " | ".join(cells) + f" | {growth} |")
     lines += [
         "",
-        "The searches with no result kept (`SEARCH_CACHE_ENTRIES=0`, a second server: every request counts its "
-        "matches and picks its first page, as the first ask of a search does, or one after a write to its projects):",
+        "The searches while titles in the caller's projects are edited (`--edits-per-second`; each edit moves its "
+        "project's search generation, so the kept results are read again after it), and with no result kept "
+        "(`SEARCH_CACHE_ENTRIES=0`, a second server: every request counts its matches and picks its first page, as "
+        "the first ask of a search does):",
         "",
-        "| case | " + " | ".join(f"{s} req/s | {s} p50 ms | {s} × unfiltered" for s in sizes) + " |",
-        "|---|" + "---:|---:|---:|" * len(sizes),
-    ]
+        "| case | "
+        + " | ".join(f"{s} edits/s | {s} p50 ms | {s} p99 ms | {s} uncached req/s | {s} uncached p50 ms | "
+                     f"{s} uncached × unfiltered" for s in sizes)
+        + " |",
+        "|---|" + "---:|---:|---:|---:|---:|---:|" * len(sizes),
+    ]  # fmt: skip
     for name, title, search in CASES:
         if not search:
             continue
         cells = []
         for label in sizes:
-            cold = results["sizes"][label]["cases"].get(name, {}).get("uncached")
-            if not cold:
-                cells += ["–", "–", "–"]
-                continue
-            cells += [f"{cold['rps']:.0f}", f"{cold['p50_ms']:.1f}", f"{cold['ratio_to_unfiltered']:.2f}×"]
+            case = results["sizes"][label]["cases"].get(name, {})
+            edited, cold = case.get("with_edits"), case.get("uncached")
+            none = ["–", "–", "–"]
+            cells += (
+                [str(edited["edits_per_second"]), f"{edited['p50_ms']:.1f}", f"{edited['p99_ms']:.1f}"]
+                if edited
+                else none
+            )
+            cells += (
+                [f"{cold['rps']:.0f}", f"{cold['p50_ms']:.1f}", f"{cold['ratio_to_unfiltered']:.2f}×"] if cold else none
+            )
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -558,6 +620,9 @@ def main() -> None:
     parser.add_argument("--explain-at", default="1m", help="size whose statements are EXPLAINed ('' for none)")
     parser.add_argument("--only", type=lambda s: s.split(","), help="measure only these cases")
     parser.add_argument("--port", type=int, default=8795)
+    parser.add_argument(
+        "--edits-per-second", type=float, default=5, help="title edits/s during each search's third pass (0: none)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "search")
     parser.add_argument("--explain", type=Path, help=argparse.SUPPRESS)  # the child process of --explain-at
     args = parser.parse_args()

@@ -18,14 +18,14 @@ from itertools import pairwise
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Q
 from django.utils.dateparse import parse_date, parse_datetime
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
+from . import search_cache
 from .access import access_for, resolve_project_keys
-from .models import MAX_ID, SEARCH_CONFIG, Label, Priority, Project, Status
+from .models import MAX_ID, Label, Priority, Project, Status
 from .params import as_utc
 
 MAX_QUERY_CHARS = 1_000
@@ -109,6 +109,7 @@ class Terms:
     words: str = ""  # websearch_to_tsquery text; "" = no words
     word_filter: bool = False  # the words make a non-empty tsquery (not stop words only)
     queued: bool = False  # some issues wait for their search document (IssueSearchPending): see search_index
+    generations: Any = None  # the state of the caller's projects' search generations, read with the words
     statuses: list[str] | None = None
     priorities: list[str] | None = None
     project_ids: list[int] | None = None
@@ -146,7 +147,8 @@ class Search:
         that is unknown or names a project the caller cannot see (the same message, as ``?project=`` says it)."""
         terms = Terms(words=self.words)
         if self.words:
-            terms.word_filter, terms.queued = word_state(self.words)
+            words = search_cache.word_state(self.words, access_for(request.user).visible_ids)
+            terms.word_filter, terms.queued, terms.generations = words
         terms.statuses = _choices(*self.values("status"), Status.values)
         terms.priorities = _choices(*self.values("priority"), Priority.values)
         terms.project_ids = self._project_ids(request)
@@ -236,21 +238,6 @@ def _choices(included: list[str], excluded: list[str], choices: list[str]) -> li
 
 def _distinct(values: Iterable[T]) -> list[T]:
     return list(dict.fromkeys(values))
-
-
-def word_state(words: str) -> tuple[bool, bool]:
-    """Whether ``websearch_to_tsquery`` makes something of ``words`` (stop words ("the") and punctuation alone make
-    an empty query, which PostgreSQL matches with nothing; the search ignores such a word part instead), and whether
-    some issues wait for their search document (then the words are matched through ``search_index.issues_matching``,
-    which finds those too; else through the document table alone). One statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT numnode(websearch_to_tsquery(%s::regconfig, %s)) > 0,"
-            " EXISTS (SELECT 1 FROM issues_issuesearchpending)",
-            [SEARCH_CONFIG, words],
-        )
-        lexemes, queued = cursor.fetchone()
-        return bool(lexemes), bool(queued)
 
 
 # --- reading the text ----------------------------------------------------------------------------------------------

@@ -32,40 +32,62 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import connection
 
+from .triggers import SEARCH_CONFIG
+
 T = TypeVar("T")
 
 _TABLES = ("issues_searchgeneration", "issues_issuesearch", "issues_issue_labels", "issues_label")
 _NODES = ", ".join(f"pg_relation_filenode('{table}')" for table in _TABLES)
-_STATE = f"""
-SELECT coalesce(sum(generation), 0), pg_current_xact_id_if_assigned() IS NULL, ARRAY[{_NODES}]
-FROM issues_searchgeneration
-"""
-STATE_IN_PROJECTS = _STATE + "WHERE project_id = ANY(%s::bigint[])"
 
 _entries: "OrderedDict[Hashable, tuple[Any, Any]]" = OrderedDict()
 _lock = threading.Lock()
 
 
-def generations(projects: Sequence[int] | None) -> Any:
-    """The state a result read now depends on, for the projects searched (None: all of them); None when this
-    transaction has written (see the module's docstring)."""
-    with connection.cursor() as cursor:
-        if projects is None:
-            cursor.execute(_STATE)
-        else:
-            cursor.execute(STATE_IN_PROJECTS, [list(projects)])
-        total, clean, nodes = cursor.fetchone()
+def _state_columns(projects: Sequence[int] | None) -> tuple[str, list[Any]]:
+    """The select list that reads the state (the generations' sum over ``projects``, None: all; whether this
+    transaction has written; the tables' file nodes), and its parameters."""
+    where, params = ("", []) if projects is None else (" WHERE project_id = ANY(%s::bigint[])", [list(projects)])
+    total = f"(SELECT coalesce(sum(generation), 0) FROM issues_searchgeneration{where})"
+    return f"{total}, pg_current_xact_id_if_assigned() IS NULL, ARRAY[{_NODES}]", params
+
+
+def _state(total: int, clean: bool, nodes: list[int]) -> Any:
     return (total, tuple(nodes)) if clean else None
 
 
-def remembered(key: Hashable, projects: Sequence[int] | None, read: Callable[[], T]) -> T:
-    """What ``read()`` returns, the kept one when the generations of ``projects`` have not moved since it was
-    read. ``key`` must name everything ``read`` depends on but those generations: its SQL and parameters."""
+def generations(projects: Sequence[int] | None) -> Any:
+    """The state a result read now depends on, for the projects searched (None: all of them); None when this
+    transaction has written (see the module's docstring)."""
+    columns, params = _state_columns(projects)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns}", params)
+        return _state(*cursor.fetchone())
+
+
+def word_state(words: str, projects: Sequence[int] | None) -> tuple[bool, bool, Any]:
+    """Whether ``websearch_to_tsquery`` makes something of ``words`` (stop words ("the") and punctuation alone make
+    an empty query, which PostgreSQL matches with nothing; the search ignores such a word part instead), whether
+    some issues wait for their search document (then the words are matched through ``search_index.issues_matching``,
+    which finds those too; else through the document table alone), and the generations of ``projects`` (the
+    caller's: every search of theirs looks in some of them, and a state over more projects than a search looks in
+    is only more often out of date). One statement, read before any result of the search."""
+    columns, params = _state_columns(projects)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT numnode(websearch_to_tsquery(%s::regconfig, %s)) > 0,"
+            f" EXISTS (SELECT 1 FROM issues_issuesearchpending), {columns}",
+            [SEARCH_CONFIG, words, *params],
+        )
+        lexemes, queued, *state = cursor.fetchone()
+    return bool(lexemes), bool(queued), _state(*state)
+
+
+def remembered(key: Hashable, state: Any, read: Callable[[], T]) -> T:
+    """What ``read()`` returns: the one kept under ``key`` when it was read in the same ``state`` of the search
+    generations (read before ``read()`` runs: ``word_state``, ``generations``; None: keep nothing). ``key`` must name
+    everything ``read`` depends on but those generations: its SQL and parameters."""
     size = settings.SEARCH_CACHE_ENTRIES
-    if size <= 0:
-        return read()
-    state = generations(projects)
-    if state is None:
+    if size <= 0 or state is None:
         return read()
     key = (connection.alias, connection.settings_dict["NAME"], key)
     with _lock:

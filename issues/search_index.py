@@ -179,6 +179,7 @@ class DocumentSearch:
     documents: QuerySet
     projects: list[int] | None
     labels: list[Any]  # the label conditions (``label_probes``), already on ``documents``
+    generations: Any  # the search generations' state read with the words (``search_cache.word_state``)
 
     def probe_labels(self, issues: QuerySet, merged: dict[str, Any]) -> tuple[QuerySet, dict[str, Any]]:
         """``issues`` with the labels of ``merged`` (included and excluded) as probes of each match, not joins (see
@@ -193,7 +194,7 @@ class DocumentSearch:
             issues = issues.filter(search__project_id__any=self.projects)
         if newest_first:
             issues = issues.order_by("-search__created_at", "-search__issue_id")
-        return issues, CountSource(self.documents, newest_first, kept=True, projects=self.projects)
+        return issues, CountSource(self.documents, newest_first, state=self.generations)
 
 
 @dataclass(frozen=True)
@@ -202,18 +203,18 @@ class CountSource:
     applied (``documents_matching``), or the links of the labels asked (``labels_counted``). For a word search
     ``newest`` first, the ids of its first page are read with the count, in one pass over the matches
     (``count_and_first``); the paginator reads those issues by their ids (``selectors.issues_by_ids``: the
-    documents' copies of the creation time are the issues'). A word search's results are ``kept`` by this process
-    while the search generations of its ``projects`` stay where they were (``issues.search_cache``)."""
+    documents' copies of the creation time are the issues'). A word search's results are kept by this process
+    while the search generations of the caller's projects stay in the ``state`` they were in when its words were
+    checked (``issues.search_cache``; None: nothing is kept)."""
 
     rows: QuerySet
     newest: bool
-    kept: bool = False
-    projects: list[int] | None = None
+    state: Any = None
 
     def count(self) -> int:
-        if not self.kept:
+        if self.state is None:
             return self.rows.count()
-        return search_cache.remembered(("count", *self._sql()), self.projects, self.rows.count)
+        return search_cache.remembered(("count", *self._sql()), self.state, self.rows.count)
 
     def count_and_first(self, size: int) -> tuple[int, list[int]]:
         """The count and the ids of the first ``size`` issues, newest first (by their documents' copies of the creation
@@ -227,9 +228,9 @@ class CountSource:
             read = self.rows.aggregate(total=Count("*"), first=Head(newest, size=int(size)))
             return read["total"], read["first"] or []
 
-        if not self.kept:
+        if self.state is None:
             return read()
-        return search_cache.remembered(("first", int(size), *self._sql()), self.projects, read)
+        return search_cache.remembered(("first", int(size), *self._sql()), self.state, read)
 
     def _sql(self) -> tuple[str, str]:
         """What the rows are, as a key: their SQL and its parameters (lists among them, so their text)."""
@@ -295,4 +296,4 @@ def documents_matching(merged: Mapping[str, Any], request: Any) -> DocumentSearc
         documents = documents.filter(created_at__gte=merged["created_after"])
     if merged.get("created_before") is not None:
         documents = documents.filter(created_at__lt=merged["created_before"])
-    return DocumentSearch(documents, projects, labels)
+    return DocumentSearch(documents, projects, labels, terms.generations)
