@@ -51,8 +51,10 @@ def _state_columns(projects: Sequence[int] | None) -> tuple[str, list[Any]]:
     return f"{total}, pg_current_xact_id_if_assigned() IS NULL, ARRAY[{_NODES}]", params
 
 
-def _state(total: int, clean: bool, nodes: list[int]) -> Any:
-    return (total, tuple(nodes)) if clean else None
+def _state(projects: Sequence[int] | None, total: int, clean: bool, nodes: list[int]) -> Any:
+    """The state, naming the projects it sums over: two callers who see different projects may run the same search
+    (``project:WEB``), and sums over different projects say nothing of each other."""
+    return (None if projects is None else tuple(sorted(projects)), total, tuple(nodes)) if clean else None
 
 
 def generations(projects: Sequence[int] | None) -> Any:
@@ -61,7 +63,7 @@ def generations(projects: Sequence[int] | None) -> Any:
     columns, params = _state_columns(projects)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {columns}", params)
-        return _state(*cursor.fetchone())
+        return _state(projects, *cursor.fetchone())
 
 
 def word_state(words: str, projects: Sequence[int] | None) -> tuple[bool, bool, Any]:
@@ -79,7 +81,7 @@ def word_state(words: str, projects: Sequence[int] | None) -> tuple[bool, bool, 
             [SEARCH_CONFIG, words, *params],
         )
         lexemes, queued, *state = cursor.fetchone()
-    return bool(lexemes), bool(queued), _state(*state)
+    return bool(lexemes), bool(queued), _state(projects, *state)
 
 
 def remembered(key: Hashable, state: Any, read: Callable[[], T]) -> T:
@@ -89,7 +91,7 @@ def remembered(key: Hashable, state: Any, read: Callable[[], T]) -> T:
     size = settings.SEARCH_CACHE_ENTRIES
     if size <= 0 or state is None:
         return read()
-    key = (connection.alias, connection.settings_dict["NAME"], key)
+    key = (connection.alias, connection.settings_dict["NAME"], state[0], key)  # (state[0]: the projects summed)
     with _lock:
         kept = _entries.get(key)
         if kept is not None and kept[0] == state:

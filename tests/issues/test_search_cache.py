@@ -102,9 +102,8 @@ def test_each_process_state_is_checked_against_the_database(walruses, maintainer
     that has written there is no state (nothing kept, nothing used)."""
     projects = [default_project().pk]
     state = search_cache.generations(projects)
-    assert state is not None and state[0] == sum(
-        SearchGeneration.objects.filter(project_id__in=projects).values_list("generation", flat=True)
-    )
+    total = sum(SearchGeneration.objects.filter(project_id__in=projects).values_list("generation", flat=True))
+    assert state is not None and state[:2] == (tuple(projects), total) and total > 0
     with transaction.atomic():
         assert search_cache.generations(projects) == state  # a transaction that has only read
         IssueFactory(title="Walrus inside")
@@ -183,6 +182,35 @@ def test_a_rolled_back_write_and_another_projects_keep_the_result(walruses, main
     add_member(maintainer, Issue.objects.get(title="Walrus elsewhere").project, "member")
     body, counted, _ = searched(maintainer_client, "walrus")
     assert counted and body["count"] == 8
+
+
+def bump(project_id: int, times: int) -> None:
+    """Move a project's search generation ``times`` statements on, as the triggers do."""
+    with connection.cursor() as cursor:
+        for _ in range(times):
+            cursor.execute("SELECT issues_search_bump(ARRAY[%s]::bigint[])", [project_id])
+
+
+def total(project_id: int) -> int:
+    return sum(SearchGeneration.objects.filter(project_id=project_id).values_list("generation", flat=True))
+
+
+def test_callers_who_see_other_projects_do_not_share_a_state(
+    walruses, maintainer, maintainer_client, member, member_client
+):
+    """The maintainer sees MAIN and X, the member MAIN and Y; both search MAIN alone (the same SQL). With X one
+    generation ahead of Y, one write to MAIN makes the member's sum over (MAIN, Y) what the maintainer's over
+    (MAIN, X) was: a state that did not name its projects would hand the member the maintainer's old result."""
+    x, y = ProjectFactory(key="XX"), ProjectFactory(key="YY")
+    add_member(maintainer, x, "member")
+    add_member(member, y, "member")
+    assert total(x.pk) == total(y.pk) == 0
+    bump(x.pk, 1)
+    first, counted, _ = searched(maintainer_client, "walrus project:MAIN")
+    assert counted and first["count"] == 6
+    IssueFactory(title="Walrus in MAIN")  # one statement: MAIN's generation moves by one
+    body, counted, _ = searched(member_client, "walrus project:MAIN")
+    assert counted and body["count"] == 7
 
 
 def test_truncate_is_seen(walruses, maintainer_client, maintainer):
