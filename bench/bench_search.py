@@ -25,6 +25,10 @@ Whatever the code does with ``q`` is measured: before issue 14 it is a substring
 the list's two statements (the count, then the first page of 20) on the same database: the median of
 ``--sql-runs`` executions of each.
 
+Each search runs twice more: while ``--edits-per-second`` issue titles of the caller's projects are edited (each
+moves its project's search generation: the results the server keeps are read again after it), and on a second
+server with ``SEARCH_CACHE_ENTRIES=0`` (every request counts its matches: a search's first ask).
+
 ``--explain-at 1m``: ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement each case's request runs (captured
 in-process through Django's test client) and of its ``ILIKE`` statements, in ``<out>/explain-<tag>-1m/``.
 
