@@ -4,15 +4,16 @@ Counting a word search reads the table row of every match (GIN has no index-only
 phrase in 2,384 of the caller's issues costs 7-11 ms, a pair of words in 3,950 about 17-21 ms, on every request,
 and a dashboard, a refresh and every page after the first ask the same again. A result read once (its count, and the
 ids of its first page) is kept here, in this process's memory, with the state of the search generations of the
-projects it looked in (``SearchGeneration``, bumped by the database in the transaction of every write that changes
-what a word search finds there: a document written or deleted, a label link added or removed, a label renamed or
-deleted). Before a kept result is used, one statement reads that state again; any commit of such a write since the
-result was read changes it, and the result is read afresh. Nothing is ever invalidated by hand, and nothing is
+caller's projects (``SearchGeneration``, bumped by the database in the transaction of every write that changes what
+a word search finds there: a document written or deleted, a label link added or removed, a label renamed or
+deleted). Each request reads that state again, in the statement that checks its words (``word_state``); any commit
+of such a write since the result was read changes it, and the result is read afresh. Nothing is ever invalidated by hand, and nothing is
 shared between processes: each keeps what it read, and they all check against the same generations.
 
 Why it is exact:
-- a project's generation rows only grow (``+1`` per statement, rows never deleted), so their sum over the projects
-  searched is the same at two moments only if no write to those projects committed in between;
+- a project's generation rows only grow (``+1`` per statement, rows never deleted), so their sum over some
+  projects is the same at two moments only if no write to those projects committed in between (a state names the
+  projects it sums over: sums over other projects are never compared);
 - the state is read *before* the result (separate statements, READ COMMITTED): a write that commits between the
   two makes the kept state older than the result, so the next check finds it changed and reads again;
 - a transaction that has written anything (``pg_current_xact_id_if_assigned()``) neither uses nor keeps results:
@@ -20,7 +21,7 @@ Why it is exact:
 - TRUNCATE bumps nothing but gives the tables new file nodes, which the state includes.
 
 The issues of a kept first page are read again on every request (their status, title and labels are current), by
-their ids, still under the list's filters. ``SEARCH_CACHE_ENTRIES`` results per process (least recently used
+their ids, from the caller's issues (``selectors.issues_by_ids``). ``SEARCH_CACHE_ENTRIES`` results per process (least recently used
 dropped first); 0 turns the cache off.
 """
 
