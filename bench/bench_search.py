@@ -474,9 +474,11 @@ def measure_size(label: str, args: argparse.Namespace, wrk: str, words: dict[str
 def explain(db: str, paths: dict[str, str], words: dict[str, Any], visible: list[int], folder: Path) -> None:
     """Run in a child process (``--explain``) with Django set up on ``db``: each case's request once through the
     test client, every statement it runs recorded, then ``EXPLAIN (ANALYZE, BUFFERS)`` of each (with its parameters,
-    so the plan is a custom one, where a prepared statement of the product may run a generic one)."""
+    so the plan is a custom one, where a prepared statement of the product may run a generic one). Nothing is kept
+    (``SEARCH_CACHE_ENTRIES=0``): the request recorded after the warm one reads its matches, as a first ask does."""
     import django
 
+    os.environ["SEARCH_CACHE_ENTRIES"] = "0"
     django.setup()
     from django.db import connection
     from django.test import Client

@@ -811,7 +811,7 @@ def write_plot(results: dict[str, Any], out: Path) -> None:
     xs = [SIZES[s] for s in sizes]
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.5), sharex=True)
     for ax, key, title in ((axes[0], "p50_ms", "p50 latency"), (axes[1], "p99_ms", "p99 latency")):
-        colors = plt.cm.tab20.colors
+        colors = [plt.cm.tab20(i) for i in range(20)]
         for index, name in enumerate(ENDPOINT_ORDER):
             points = [(x, results["sizes"][s]["endpoints"][name][key]) for x, s in zip(xs, sizes, strict=True)
                       if name in results["sizes"][s]["endpoints"]]  # fmt: skip

@@ -7,8 +7,9 @@ ids of its first page) is kept here, in this process's memory, with the state of
 caller's projects (``SearchGeneration``, bumped by the database in the transaction of every write that changes what
 a word search finds there: a document written or deleted, a label link added or removed, a label renamed or
 deleted). Each request reads that state again, in the statement that checks its words (``word_state``); any commit
-of such a write since the result was read changes it, and the result is read afresh. Nothing is ever invalidated by hand, and nothing is
-shared between processes: each keeps what it read, and they all check against the same generations.
+of such a write since the result was read changes it, and the result is read afresh. Nothing is ever invalidated
+by hand, and nothing is shared between processes: each keeps what it read, and they all check against the same
+generations.
 
 Why it is exact:
 - a project's generation rows only grow (``+1`` per statement, rows never deleted), so their sum over some
@@ -21,8 +22,8 @@ Why it is exact:
 - TRUNCATE bumps nothing but gives the tables new file nodes, which the state includes.
 
 The issues of a kept first page are read again on every request (their status, title and labels are current), by
-their ids, from the caller's issues (``selectors.issues_by_ids``). ``SEARCH_CACHE_ENTRIES`` results per process (least recently used
-dropped first); 0 turns the cache off.
+their ids, from the caller's issues (``selectors.issues_by_ids``). ``SEARCH_CACHE_ENTRIES`` results per process
+(least recently used dropped first); 0 turns the cache off.
 """
 
 import threading
