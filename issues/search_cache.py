@@ -18,7 +18,11 @@ Why it is exact:
 - the state is read *before* the result (separate statements, READ COMMITTED): a write that commits between the
   two makes the kept state older than the result, so the next check finds it changed and reads again;
 - a transaction that has written anything (``pg_current_xact_id_if_assigned()``) neither uses nor keeps results:
-  its own uncommitted bumps could be rolled back and their sum reached again by other commits;
+  its own uncommitted bumps could be rolled back and their sum reached again by other commits; nor does any
+  ``atomic`` block (it could write between the state and the result, or hold an older snapshot than the state's:
+  REPEATABLE READ), so in practice only autocommit requests, as the API's GETs run, keep and use results;
+- the state also holds the server's start time: a promoted replica or a restarted server whose counters went back
+  (an asynchronous replica that had not received the last commits) is a new state;
 - TRUNCATE bumps nothing but gives the tables new file nodes, which the state includes.
 
 The issues of a kept first page are read again on every request (their status, title and labels are current), by
@@ -47,16 +51,16 @@ _lock = threading.Lock()
 
 def _state_columns(projects: Sequence[int] | None) -> tuple[str, list[Any]]:
     """The select list that reads the state (the generations' sum over ``projects``, None: all; whether this
-    transaction has written; the tables' file nodes), and its parameters."""
+    transaction has written; the tables' file nodes; the server's start time), and its parameters."""
     where, params = ("", []) if projects is None else (" WHERE project_id = ANY(%s::bigint[])", [list(projects)])
     total = f"(SELECT coalesce(sum(generation), 0) FROM issues_searchgeneration{where})"
-    return f"{total}, pg_current_xact_id_if_assigned() IS NULL, ARRAY[{_NODES}]", params
+    return f"{total}, pg_current_xact_id_if_assigned() IS NULL, ARRAY[{_NODES}], pg_postmaster_start_time()", params
 
 
-def _state(projects: Sequence[int] | None, total: int, clean: bool, nodes: list[int]) -> Any:
+def _state(projects: Sequence[int] | None, total: int, clean: bool, nodes: list[int], started: Any) -> Any:
     """The state, naming the projects it sums over: two callers who see different projects may run the same search
     (``project:WEB``), and sums over different projects say nothing of each other."""
-    return (None if projects is None else tuple(sorted(projects)), total, tuple(nodes)) if clean else None
+    return (None if projects is None else tuple(sorted(projects)), total, tuple(nodes), started) if clean else None
 
 
 def generations(projects: Sequence[int] | None) -> Any:
@@ -91,7 +95,7 @@ def remembered(key: Hashable, state: Any, read: Callable[[], T]) -> T:
     generations (read before ``read()`` runs: ``word_state``, ``generations``; None: keep nothing). ``key`` must name
     everything ``read`` depends on but those generations: its SQL and parameters."""
     size = settings.SEARCH_CACHE_ENTRIES
-    if size <= 0 or state is None:
+    if size <= 0 or state is None or connection.in_atomic_block:
         return read()
     key = (connection.alias, connection.settings_dict["NAME"], state[0], key)  # (state[0]: the projects summed)
     with _lock:

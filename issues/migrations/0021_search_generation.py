@@ -4,7 +4,8 @@ process (``issues.search_cache``) knows, by one indexed sum, whether it still ho
 
 What changes a search's result in the documents' path (``search_index.documents_matching``: words, projects, labels,
 creation dates): a search document inserted, updated or deleted (an issue created, its text changed, deleted; its
-document written by the indexer), a label link added or removed, a label renamed or deleted. Statement-level
+document written by the indexer), a label link added, changed or removed, a label renamed, moved or deleted (a
+link's issue is in its label's project: migration 0012). Statement-level
 triggers on those three tables bump each project a statement touched once. A project's counter has up to 64 rows
 (slots), as the tallies have: a writer takes the lowest slot no open transaction holds (an advisory try-lock per
 (project, slot), held to the end of the transaction as the row lock is), so writers of one project do not wait for
@@ -66,6 +67,19 @@ CREATE TRIGGER issues_search_links_inserted AFTER INSERT ON issues_issue_labels
 CREATE TRIGGER issues_search_links_deleted AFTER DELETE ON issues_issue_labels
     REFERENCING OLD TABLE AS issues_search_links
     FOR EACH STATEMENT EXECUTE FUNCTION issues_search_links_changed();
+-- No service updates a link (they are added and removed), but a script might: both labels' projects move.
+CREATE FUNCTION issues_search_links_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM issues_search_bump(ARRAY(
+        SELECT l.project_id FROM issues_search_links_old c JOIN issues_label l ON l.id = c.label_id
+        UNION SELECT l.project_id FROM issues_search_links_new c JOIN issues_label l ON l.id = c.label_id
+    ));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER issues_search_links_updated AFTER UPDATE ON issues_issue_labels
+    REFERENCING OLD TABLE AS issues_search_links_old NEW TABLE AS issues_search_links_new
+    FOR EACH STATEMENT EXECUTE FUNCTION issues_search_links_updated();
 
 CREATE FUNCTION issues_search_labels_renamed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -95,6 +109,7 @@ ALTER TABLE issues_issuesearch ENABLE ALWAYS TRIGGER issues_search_documents_upd
 ALTER TABLE issues_issuesearch ENABLE ALWAYS TRIGGER issues_search_documents_deleted;
 ALTER TABLE issues_issue_labels ENABLE ALWAYS TRIGGER issues_search_links_inserted;
 ALTER TABLE issues_issue_labels ENABLE ALWAYS TRIGGER issues_search_links_deleted;
+ALTER TABLE issues_issue_labels ENABLE ALWAYS TRIGGER issues_search_links_updated;
 ALTER TABLE issues_label ENABLE ALWAYS TRIGGER issues_search_labels_renamed;
 ALTER TABLE issues_label ENABLE ALWAYS TRIGGER issues_search_labels_deleted;
 """
@@ -105,10 +120,12 @@ DROP TRIGGER IF EXISTS issues_search_documents_updated ON issues_issuesearch;
 DROP TRIGGER IF EXISTS issues_search_documents_deleted ON issues_issuesearch;
 DROP TRIGGER IF EXISTS issues_search_links_inserted ON issues_issue_labels;
 DROP TRIGGER IF EXISTS issues_search_links_deleted ON issues_issue_labels;
+DROP TRIGGER IF EXISTS issues_search_links_updated ON issues_issue_labels;
 DROP TRIGGER IF EXISTS issues_search_labels_renamed ON issues_label;
 DROP TRIGGER IF EXISTS issues_search_labels_deleted ON issues_label;
 DROP FUNCTION IF EXISTS issues_search_documents_changed();
 DROP FUNCTION IF EXISTS issues_search_links_changed();
+DROP FUNCTION IF EXISTS issues_search_links_updated();
 DROP FUNCTION IF EXISTS issues_search_labels_renamed();
 DROP FUNCTION IF EXISTS issues_search_labels_deleted();
 DROP FUNCTION IF EXISTS issues_search_bump(bigint[]);

@@ -7,16 +7,19 @@ transaction that has written keeps nothing, so the tests' usual transaction woul
 import re
 import threading
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.postgres.search import SearchQuery
 from django.db import connection, connections, transaction
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from issues import search_cache, search_index, selectors
 from issues.access import access_for
+from issues.filters import IssueFilterSet
 from issues.models import SEARCH_CONFIG, SEARCH_INLINE_ROWS, Issue, SearchGeneration
 from tests.factories import IssueFactory, LabelFactory, ProjectFactory, add_member, default_project
 from tests.issues.test_search_documents import insert_raw
@@ -182,6 +185,35 @@ def test_a_rolled_back_write_and_another_projects_keep_the_result(walruses, main
     add_member(maintainer, Issue.objects.get(title="Walrus elsewhere").project, "member")
     body, counted, _ = searched(maintainer_client, "walrus")
     assert counted and body["count"] == 8
+
+
+def test_a_link_changed_by_sql_is_seen(walruses, maintainer_client, maintainer):
+    """No service updates a link in place, but a script may (a label merge): both labels' projects move."""
+    ui = LabelFactory(project=default_project(), name="ui")
+    newest_walrus().labels.add(ui)
+    before = assert_exact(maintainer_client, maintainer)
+    assert not searched(maintainer_client, "walrus label:bug")[1]
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE issues_issue_labels SET label_id = %s WHERE label_id = %s", [walruses.pk, ui.pk])
+    assert assert_exact(maintainer_client, maintainer) != before
+
+
+def test_nothing_is_kept_or_used_inside_an_atomic_block(walruses, maintainer_client, maintainer):
+    """Code that checks a search's words, then writes, then counts, in one transaction: the words' check read the
+    state before the write, so the count (which sees the write) would be kept under a state that outlives the
+    rollback, and the kept result of before would be used for a count that must see the write."""
+    assert searched(maintainer_client, "walrus")[0]["count"] == 6
+    query = QueryDict("q=walrus")
+    request = SimpleNamespace(user=maintainer, query_params=query)
+    with transaction.atomic():
+        issues = selectors.issue_list(access_for(maintainer))
+        filterset = IssueFilterSet(data=query, queryset=issues, request=request)
+        assert filterset.qs is not None and filterset.counted_by is not None  # the words' check: nothing written
+        IssueFactory(title="Walrus never committed")
+        assert filterset.counted_by.count_and_first(3)[0] == 7
+        transaction.set_rollback(True)
+    body, counted, _ = searched(maintainer_client, "walrus")
+    assert body["count"] == 6 and not counted  # the result of before, still right
 
 
 def bump(project_id: int, times: int) -> None:
