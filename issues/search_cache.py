@@ -63,15 +63,6 @@ def _state(projects: Sequence[int] | None, total: int, clean: bool, nodes: list[
     return (None if projects is None else tuple(sorted(projects)), total, tuple(nodes), started) if clean else None
 
 
-def generations(projects: Sequence[int] | None) -> Any:
-    """The state a result read now depends on, for the projects searched (None: all of them); None when this
-    transaction has written (see the module's docstring)."""
-    columns, params = _state_columns(projects)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns}", params)
-        return _state(projects, *cursor.fetchone())
-
-
 def word_state(words: str, projects: Sequence[int] | None) -> tuple[bool, bool, Any]:
     """Whether ``websearch_to_tsquery`` makes something of ``words`` (stop words ("the") and punctuation alone make
     an empty query, which PostgreSQL matches with nothing; the search ignores such a word part instead), whether
@@ -92,7 +83,7 @@ def word_state(words: str, projects: Sequence[int] | None) -> tuple[bool, bool, 
 
 def remembered(key: Hashable, state: Any, read: Callable[[], T]) -> T:
     """What ``read()`` returns: the one kept under ``key`` when it was read in the same ``state`` of the search
-    generations (read before ``read()`` runs: ``word_state``, ``generations``; None: keep nothing). ``key`` must name
+    generations (read before ``read()`` runs: ``word_state``; None: keep nothing). ``key`` must name
     everything ``read`` depends on but those generations: its SQL and parameters."""
     size = settings.SEARCH_CACHE_ENTRIES
     if size <= 0 or state is None or connection.in_atomic_block:

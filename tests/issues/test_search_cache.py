@@ -104,19 +104,24 @@ def test_each_process_state_is_checked_against_the_database(walruses, maintainer
     """The kept state is the sum of the searched projects' generations and the tables' file nodes; in a transaction
     that has written there is no state (nothing kept, nothing used)."""
     projects = [default_project().pk]
-    state = search_cache.generations(projects)
+    state = state_of(projects)
     total = sum(SearchGeneration.objects.filter(project_id__in=projects).values_list("generation", flat=True))
     assert state is not None and state[:2] == (tuple(projects), total) and total > 0
     with transaction.atomic():
-        assert search_cache.generations(projects) == state  # a transaction that has only read
+        assert state_of(projects) == state  # a transaction that has only read
         IssueFactory(title="Walrus inside")
-        assert search_cache.generations(projects) is None
+        assert state_of(projects) is None
         body, counted, _ = searched(maintainer_client, "walrus")
         assert counted and body["count"] == 7
         body, counted, _ = searched(maintainer_client, "walrus")
         assert counted and body["count"] == 7  # read again: nothing was kept
         transaction.set_rollback(True)
-    assert search_cache.generations(projects) == state  # rolled back: the generations too
+    assert state_of(projects) == state  # rolled back: the generations too
+
+
+def state_of(projects: list[int]) -> object:
+    """The search generations' state, as a search's words' check reads it."""
+    return search_cache.word_state("walrus", projects)[2]
 
 
 def edit_title(client, issue: Issue, title: str) -> None:
